@@ -87,3 +87,37 @@ def prepare(sources: list[str], out_dir: Path, val_docs: set[str]) -> dict:
     }
     (out_dir / "split.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     return summary
+
+
+def best_checkpoint(ckpt_dir: Path) -> tuple[Path, float]:
+    """The checkpoint with the highest validation accuracy (kraken names them `checkpoint_EE-ACC.ckpt`)."""
+    best: tuple[Path, float] | None = None
+    for p in ckpt_dir.glob("checkpoint_*-*.ckpt"):
+        try:
+            acc = float(p.stem.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if best is None or acc > best[1]:
+            best = (p, acc)
+    if best is None:
+        raise FileNotFoundError(f"{ckpt_dir}: no kraken checkpoint")
+    return best
+
+
+def export(checkpoint: Path, models: Path, name: str, entry: dict) -> dict:
+    """Convert a checkpoint to safetensors in `models/`, and add/replace its manifest entry."""
+    import subprocess
+    import sys
+
+    from htr import atomic
+    from htr.models import file_sha256
+
+    target = models / f"{name}.safetensors"
+    ketos = Path(sys.executable).with_name("ketos")
+    subprocess.run([str(ketos), "convert", "-o", str(target), str(checkpoint)], check=True, capture_output=True)
+    manifest_path = models / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}}
+    record = {"file": target.name, "sha256": file_sha256(target), "card": f"{name}.md", **entry}
+    manifest["models"][name] = record
+    atomic.write_text(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return record

@@ -1,0 +1,144 @@
+"""The `htr` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from htr.errors import HTRError
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+
+def _enrich(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from htr.config import make_settings
+
+    settings = make_settings(
+        device=args.device,
+        workers=args.workers,
+        threads_per_worker=args.threads,
+        max_failures=args.max_failures,
+        force=args.force,
+        load={"pdf_dpi": args.pdf_dpi},
+        recognize={"model": args.model, "batch_size": args.batch_size},
+    )
+    console = Console(stderr=True)
+    for src in args.sources:
+        if not Path(src).exists():
+            raise HTRError("no such file or folder", path=src)
+
+    from flows import enrich
+    from flows.runtime import prefect_api
+
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    started = time.monotonic()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("done {task.fields[done]} · failed [red]{task.fields[failed]}[/] · skipped {task.fields[skipped]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=args.quiet,
+    )
+    bar = progress.add_task("starting", total=None, done=0, failed=0, skipped=0, rate="")
+
+    def listen(kind: str, payload: object) -> None:
+        if kind == "plan":
+            counts["skipped"] = len(payload.skipped)
+            progress.update(bar, description="pages", total=len(payload.refs), completed=counts["skipped"], **counts)
+            if payload.ignored and not args.quiet:
+                console.print(f"{len(payload.ignored)} file(s) ignored (not images), listed in run.json")
+        elif kind == "page":
+            counts[payload.status] = counts.get(payload.status, 0) + 1
+            minutes = (time.monotonic() - started) / 60
+            rate = f"{(counts['done'] + counts['failed']) / minutes:.1f} pages/min" if minutes > 0 else ""
+            progress.update(bar, advance=1, rate=rate, **counts)
+            if payload.status == "failed":
+                progress.console.print(f"[red]failed[/] {payload.page_id}: {payload.error}")
+
+    enrich.add_listener(listen)
+    try:
+        with progress:
+            progress.update(bar, description="starting Prefect")
+            with prefect_api():
+                progress.update(bar, description="scanning")
+                summary = enrich.enrich_collection(
+                    [str(s) for s in args.sources], str(args.output), settings.model_dump()
+                )
+    finally:
+        enrich.remove_listener(listen)
+    out = Path(args.output)
+    console.print(
+        f"{summary['pages']} pages: {summary['done']} done, {summary['skipped']} skipped, "
+        f"{summary['failed']} failed, {summary['ignored']} files ignored → {out / 'alto'}; report: {out / 'report.html'}"
+    )
+    if summary["pages"] and summary["failure_ratio"] > settings.max_failures:
+        console.print(
+            f"[red]failure ratio {summary['failure_ratio']:.1%} is above --max-failures {settings.max_failures:.1%}[/]: "
+            f"see {out / 'run.json'}"
+        )
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from alto.validate import validate_paths
+
+    problems = validate_paths([Path(p) for p in args.paths])
+    for p in problems:
+        print(p)
+    files = sum(1 for p in args.paths for _ in ([Path(p)] if Path(p).is_file() else Path(p).rglob("*.xml")))
+    print(f"{files} file(s) checked, {len(problems)} problem(s)", file=sys.stderr)
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="htr", description="Read handwritten and typed archive pages into ALTO 4.4.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("enrich", help="segment and read pages into ALTO, text, run.json and report.html")
+    e.add_argument("sources", nargs="+", help="image files, PDFs and folders (searched recursively)")
+    e.add_argument("-o", "--output", required=True, type=Path, help="output folder")
+    e.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
+    e.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
+    e.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    e.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
+    e.add_argument("--max-failures", type=float, default=0.1, help="fail the run above this ratio of failed pages")
+    e.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
+    e.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
+    e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_enrich)
+
+    v = sub.add_parser("validate", help="check ALTO files against ALTO 4.4 and the rules the XSD cannot express")
+    v.add_argument("paths", nargs="+", help="ALTO files or folders")
+    v.set_defaults(func=_validate)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HTRError as e:
+        print(f"htr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("htr: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Strict, frozen settings per stage (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from htr.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoadSettings(_Strict):
+    """How source files become page images."""
+
+    pdf_dpi: int = Field(300, ge=50, le=1200)
+
+
+class SegmentSettings(_Strict):
+    """Kraken baseline segmentation (default model shipped in the kraken package)."""
+
+    model: str | None = None  # None: kraken's default blla model
+    text_direction: Literal["horizontal-lr", "horizontal-rl", "vertical-lr", "vertical-rl"] = "horizontal-lr"
+
+
+class RecognizeSettings(_Strict):
+    """Kraken line recognition."""
+
+    model: str = "default"  # a name from models/manifest.json or a path to a model file
+    batch_size: int = Field(1, ge=1, le=256)
+    padding: int = Field(16, ge=0, le=256)
+
+
+class RunSettings(_Strict):
+    """Everything one enrichment run depends on, split by what invalidates outputs."""
+
+    load: LoadSettings = LoadSettings()
+    segment: SegmentSettings = SegmentSettings()
+    recognize: RecognizeSettings = RecognizeSettings()
+    device: str = "cpu"
+    workers: int = Field(0, ge=0, le=256)  # 0: choose from cores and memory
+    threads_per_worker: int = Field(1, ge=1, le=64)
+    max_failures: float = Field(0.1, ge=0.0, le=1.0)
+    force: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "cpu" and not v.startswith("cuda") and v != "mps":
+            raise ValueError("device must be cpu, cuda, cuda:N or mps")
+        return v
+
+    def output_settings(self) -> dict:
+        """The settings that change what a page's outputs contain (part of the resume key)."""
+        return {
+            "load": self.load.model_dump(),
+            "segment": self.segment.model_dump(),
+            "recognize": self.recognize.model_dump(exclude={"batch_size"}),
+        }
+
+
+def make_settings(**kwargs) -> RunSettings:
+    """Build RunSettings, turning pydantic errors into one ConfigError naming every bad key."""
+    try:
+        return RunSettings(**kwargs)
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"invalid settings: {msgs}") from None
+
+
+def default_workers(memory_per_worker_gb: float = 2.0) -> int:
+    """Workers that fit the cores this process may use and the memory available."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        cores = os.cpu_count() or 1
+    try:
+        import psutil
+
+        mem_gb = psutil.virtual_memory().available / 2**30
+    except Exception:  # pragma: no cover
+        mem_gb = 4.0
+    return max(1, min(cores, int(mem_gb // memory_per_worker_gb)))
+
+
+def digest(obj: object) -> str:
+    """Stable sha256 of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,102 @@
+"""Kraken line recognition: the only module that runs Kraken's text recognition.
+
+Kraken records stop here: `run` returns a frozen `PageText` with word boxes
+taken from Kraken's character cuts.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from PIL import Image
+
+from htr import segment
+from htr.config import RecognizeSettings
+from htr.errors import ModelError, RecognitionError
+from htr.models import ModelInfo
+from htr.types import Box, LineText, PageSegmentation, PageText, Word, bbox_of
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    from kraken.tasks import RecognitionTaskModel
+
+    try:
+        return RecognitionTaskModel.load_model(path)
+    except Exception as e:
+        raise ModelError(f"cannot load recognition model: {type(e).__name__}: {e}", path=path) from e
+
+
+def load(model: ModelInfo, device: str = "cpu"):
+    """Load (once per process) a recognition model."""
+    return _load(model.path, device)
+
+
+def _clip(box: Box, outer: Box) -> Box:
+    x0, y0 = max(box[0], outer[0]), max(box[1], outer[1])
+    x1, y1 = min(box[2], outer[2]), min(box[3], outer[3])
+    if x1 <= x0:
+        x1 = x0 + 1
+    if y1 <= y0:
+        y1 = y0 + 1
+    return (x0, y0, x1, y1)
+
+
+def words_of(record, line_box: Box) -> tuple[Word, ...]:
+    """Split a kraken OCR record at whitespace into words with boxes from the character cuts."""
+    text = record.prediction
+    words: list[Word] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        _, cut, conf = record[i:j]
+        pts = tuple((int(round(x)), int(round(y))) for x, y in cut)
+        box = _clip(bbox_of(pts), line_box) if pts else line_box
+        words.append(Word(text[i:j], box, float(min(max(conf, 0.0), 1.0))))
+        i = j
+    return tuple(words)
+
+
+def run(
+    image: Image.Image,
+    seg: PageSegmentation,
+    model: ModelInfo,
+    settings: RecognizeSettings,
+    device: str = "cpu",
+    page_id: str | None = None,
+) -> PageText:
+    """Read every line of `seg` on `image`; lines keep the segmentation's ids and order."""
+    from kraken.configs import RecognitionInferenceConfig
+
+    net = load(model, device)
+    accelerator, devices = segment.fabric_device(device)
+    config = RecognitionInferenceConfig(
+        accelerator=accelerator,
+        device=devices,
+        batch_size=settings.batch_size,
+        padding=settings.padding,
+        num_line_workers=0,  # pages are parallel already; no extra process pool per worker
+    )
+    kseg = segment.to_kraken(seg)
+    by_id = {ln.id: ln for ln in seg.lines}
+    results: dict[str, LineText] = {}
+    try:
+        for record in net.predict(image, kseg, config):
+            line = by_id.get(record.id)
+            if line is None:
+                continue
+            confs = list(record.confidences)
+            conf = float(sum(confs) / len(confs)) if confs else 0.0
+            results[line.id] = LineText(line.id, record.prediction, conf, words_of(record, line.box) if record.prediction else ())
+    except Exception as e:
+        raise RecognitionError(f"kraken recognition failed: {type(e).__name__}: {e}", page_id=page_id) from e
+    return PageText(tuple(results.get(ln.id, LineText(ln.id, "", 0.0, ())) for ln in seg.lines))

@@ -1,0 +1,132 @@
+"""Kraken baseline segmentation: the only module that runs Kraken's layout analysis.
+
+Kraken types stop here: `run` returns a frozen `PageSegmentation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+from htr.config import SegmentSettings
+from htr.errors import ModelError, SegmentationError
+from htr.types import Line, PageSegmentation, Point, Region
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path() -> Path:
+    """The BLLA segmentation model that ships inside the kraken package."""
+    return Path(str(resources.files("kraken").joinpath("blla.mlmodel")))
+
+
+def model_path(settings: SegmentSettings) -> Path:
+    return Path(settings.model) if settings.model else default_model_path()
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, device: str):
+    from kraken.tasks import SegmentationTaskModel
+
+    try:
+        model = SegmentationTaskModel.load_model(path)
+    except Exception as e:  # kraken raises many types on bad files
+        raise ModelError(f"cannot load segmentation model: {e}", path=path) from e
+    return model
+
+
+def load(settings: SegmentSettings, device: str = "cpu"):
+    """Load (once per process) the segmentation model."""
+    return _load(str(model_path(settings)), device)
+
+
+def _clamp(points, width: int, height: int) -> tuple[Point, ...]:
+    out: list[Point] = []
+    for x, y in points:
+        p = (min(max(int(round(x)), 0), width - 1), min(max(int(round(y)), 0), height - 1))
+        if not out or out[-1] != p:  # kraken repeats points; drop consecutive duplicates
+            out.append(p)
+    return tuple(out)
+
+
+def _type_of(tags) -> str:
+    if not tags:
+        return "default"
+    value = tags.get("type", "default")
+    if isinstance(value, list):  # kraken 5+: [{'type': 'default'}]
+        value = value[0].get("type", "default") if value and isinstance(value[0], dict) else "default"
+    return str(value)
+
+
+def convert(seg, width: int, height: int) -> PageSegmentation:
+    """Kraken `Segmentation` -> `PageSegmentation` (ids renumbered, points clamped into the page)."""
+    regions: list[Region] = []
+    region_ids: dict[str, str] = {}
+    for rtype, regs in (seg.regions or {}).items():
+        for reg in regs:
+            if not reg.boundary or len(reg.boundary) < 3:
+                continue
+            rid = f"r{len(regions) + 1}"
+            region_ids[reg.id] = rid
+            regions.append(Region(rid, _clamp(reg.boundary, width, height), str(rtype)))
+    lines: list[Line] = []
+    for ln in seg.lines or ():
+        if not ln.baseline or len(ln.baseline) < 2 or not ln.boundary or len(ln.boundary) < 3:
+            log.debug("dropping degenerate line %s", ln.id)
+            continue
+        reg = next((region_ids[r] for r in (ln.regions or ()) if r in region_ids), None)
+        lines.append(
+            Line(
+                id=f"l{len(lines) + 1}",
+                baseline=_clamp(ln.baseline, width, height),
+                polygon=_clamp(ln.boundary, width, height),
+                region_id=reg,
+                type=_type_of(ln.tags),
+            )
+        )
+    return PageSegmentation(width, height, tuple(regions), tuple(lines), seg.text_direction)
+
+
+def to_kraken(seg: PageSegmentation, imagename: str = ""):
+    """`PageSegmentation` -> kraken `Segmentation` (for recognition of given lines)."""
+    from kraken.containers import BaselineLine, Segmentation
+
+    lines = [
+        BaselineLine(id=ln.id, baseline=[list(p) for p in ln.baseline], boundary=[list(p) for p in ln.polygon])
+        for ln in seg.lines
+    ]
+    return Segmentation(
+        type="baselines",
+        imagename=imagename,
+        text_direction=seg.text_direction,
+        script_detection=False,
+        lines=lines,
+        regions={},
+        line_orders=[],
+    )
+
+
+def run(image: Image.Image, settings: SegmentSettings, device: str = "cpu", page_id: str | None = None) -> PageSegmentation:
+    """Find regions, lines (baseline + polygon) and reading order on one page image."""
+    from kraken.configs import SegmentationInferenceConfig
+
+    model = load(settings, device)
+    accelerator, devices = fabric_device(device)
+    config = SegmentationInferenceConfig(text_direction=settings.text_direction, accelerator=accelerator, device=devices)
+    try:
+        seg = model.predict(image, config)
+    except Exception as e:
+        raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
+    return convert(seg, image.width, image.height)
+
+
+def fabric_device(device: str) -> tuple[str, int | list[int]]:
+    """`cpu` / `cuda:N` -> (accelerator, devices) as Lightning Fabric wants them."""
+    if device.startswith("cuda"):
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return "gpu", [index]
+    return device, 1

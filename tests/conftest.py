@@ -1,0 +1,43 @@
+"""Shared fixtures: paths to ../shared (ground truth, schemas), one Prefect test harness per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("HTR_SHARED", ROOT.parent / "shared"))
+GT = SHARED / "gt"
+SCHEMAS = SHARED / "schemas"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def need(path: Path, what: str) -> Path:
+    """Skip the test, saying exactly what is missing, when shared data is absent."""
+    if not path.exists():
+        pytest.skip(f"{what} missing: expected at {path} (the shared/ folder beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gt_dir() -> Path:
+    return need(GT, "ground truth ../shared/gt")
+
+
+@pytest.fixture(scope="session")
+def schemas_dir() -> Path:
+    return need(SCHEMAS, "ALTO/PAGE schemas ../shared/schemas")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One Prefect test harness for the whole session (about 9 s to enter), PREFECT_HOME in a temp dir."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ["PREFECT_HOME"] = str(home)
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
