@@ -80,7 +80,16 @@ def resolve_image(xml_path: Path, name: str) -> Path:
     raise FileNotFoundError(f"{xml_path}: image {name!r} not found beside the XML or one folder up")
 
 
-def _read_alto(path: Path, root: etree._Element) -> GTPage:
+def _image(xml_path: Path, name: str, require_image: bool) -> Path:
+    try:
+        return resolve_image(xml_path, name)
+    except FileNotFoundError:
+        if require_image:
+            raise
+        return xml_path.parent / Path(name.strip()).name  # unresolved: predictions live apart from their images
+
+
+def _read_alto(path: Path, root: etree._Element, require_image: bool = True) -> GTPage:
     ns = {"a": root.nsmap.get(None) or ""}
 
     def find(el: etree._Element, tag: str) -> list[etree._Element]:
@@ -89,7 +98,7 @@ def _read_alto(path: Path, root: etree._Element) -> GTPage:
     fn = find(root, "fileName")
     if not fn or not (fn[0].text or "").strip():
         raise ValueError(f"{path}: no sourceImageInformation/fileName")
-    image = resolve_image(path, fn[0].text)
+    image = _image(path, fn[0].text, require_image)
     page = find(root, "Page")[0]
     lines = []
     for block in find(root, "TextBlock"):
@@ -115,14 +124,14 @@ def _read_alto(path: Path, root: etree._Element) -> GTPage:
     return GTPage(path, image, int(float(page.get("WIDTH"))), int(float(page.get("HEIGHT"))), tuple(lines), "alto")
 
 
-def _read_page(path: Path, root: etree._Element) -> GTPage:
+def _read_page(path: Path, root: etree._Element, require_image: bool = True) -> GTPage:
     ns = root.nsmap.get(None) or ""
 
     def q(tag: str) -> str:
         return f"{{{ns}}}{tag}" if ns else tag
 
     page = root.find(f".//{q('Page')}")
-    image = resolve_image(path, page.get("imageFilename", ""))
+    image = _image(path, page.get("imageFilename", ""), require_image)
     lines = []
     for region in page.iter(q("TextRegion")):
         for tl in region.findall(q("TextLine")):
@@ -142,15 +151,19 @@ def _read_page(path: Path, root: etree._Element) -> GTPage:
     return GTPage(path, image, int(page.get("imageWidth")), int(page.get("imageHeight")), tuple(lines), "page")
 
 
-def read_gt(path: str | Path) -> GTPage:
-    """Read one ALTO or PAGE ground-truth file."""
+def read_gt(path: str | Path, require_image: bool = True) -> GTPage:
+    """Read one ALTO or PAGE ground-truth file.
+
+    With `require_image=False` a missing image is no error (`image_path` is then the
+    unresolved name beside the XML): used to read predicted ALTO kept apart from its images.
+    """
     path = Path(path)
     root = etree.parse(str(path), etree.XMLParser(huge_tree=True)).getroot()
     local = etree.QName(root).localname
     if local == "alto":
-        return _read_alto(path, root)
+        return _read_alto(path, root, require_image)
     if local == "PcGts":
-        return _read_page(path, root)
+        return _read_page(path, root, require_image)
     raise ValueError(f"{path}: not ALTO or PAGE (root element <{local}>)")
 
 
@@ -163,7 +176,7 @@ def find_gt_files(sources: list[str | Path], prefer: str = "alto") -> list[Path]
         for f in files:
             try:
                 local = etree.QName(etree.parse(str(f)).getroot()).localname
-            except etree.XMLSyntaxError:
+            except (etree.XMLSyntaxError, OSError):  # not well-formed / unreadable: not ground truth
                 continue
             if local in ("alto", "PcGts"):
                 found.append(f)

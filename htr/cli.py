@@ -58,7 +58,11 @@ def _enrich(args: argparse.Namespace) -> int:
             counts["skipped"] = len(payload.skipped)
             progress.update(bar, description="pages", total=len(payload.refs), completed=counts["skipped"], **counts)
             if payload.ignored and not args.quiet:
-                console.print(f"{len(payload.ignored)} file(s) ignored (not images), listed in run.json")
+                from collections import Counter
+
+                kinds = Counter(Path(p).suffix.lower() or "no extension" for p, _ in payload.ignored)
+                detail = ", ".join(f"{ext} ×{n}" for ext, n in kinds.most_common())
+                console.print(f"{len(payload.ignored)} file(s) ignored, not images ({detail}): listed in run.json")
         elif kind == "page":
             counts[payload.status] = counts.get(payload.status, 0) + 1
             minutes = (time.monotonic() - started) / 60
@@ -129,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar says what matters
     args = parser().parse_args(argv)
     try:
         return args.func(args)
