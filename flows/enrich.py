@@ -57,13 +57,18 @@ def enrich_page(ref: dict, output: str, settings: dict, models: dict, key: str) 
     return result.to_dict()
 
 
+def make_runner(workers: int, settings: RunSettings):
+    """The task runner for page tasks: local worker processes (models load once per process)."""
+    return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker, initargs=(settings.threads_per_worker,))
+
+
 def _run_pool(refs: list[PageRef], workers: int, plan: collection.Plan, settings: RunSettings) -> tuple[list[PageResult], list[PageRef], list[PageRef]]:
     """Run pages in one pool; returns (results, pages never started, pages running when the pool broke)."""
     out = Path(plan.output)
     results: list[PageResult] = []
     lost: list[PageRef] = []
     params = {"output": plan.output, "settings": settings.model_dump(), "models": plan.models.to_dict()}
-    with ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker, initargs=(settings.threads_per_worker,)) as runner:
+    with make_runner(workers, settings) as runner:
         futures = {runner.submit(enrich_page, {"ref": r.to_dict(), "key": plan.keys[r.id], **params}): r for r in refs}
         for fut in as_completed(list(futures)):
             ref = futures[fut]

@@ -107,6 +107,23 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if problems else EXIT_OK
 
 
+def _train(args: argparse.Namespace) -> int:
+    from flows.runtime import prefect_api
+    from flows.train import train_model
+
+    base = None
+    if args.base:
+        from htr.models import resolve
+
+        base = resolve(args.base).path
+    with prefect_api():
+        result = train_model(args.gt, args.output, base, args.budget_minutes, args.device, args.val_docs)
+    ev = result["evaluation"]["overall"]
+    print(f"model {result['model']['file']} (sha256 {result['model']['sha256'][:12]}…): "
+          f"validation CER {ev.get('cer', 0):.2%}, WER {ev.get('wer', 0):.2%}")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="htr", description="Read handwritten and typed archive pages into ALTO 4.4.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -128,6 +145,25 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check ALTO files against ALTO 4.4 and the rules the XSD cannot express")
     v.add_argument("paths", nargs="+", help="ALTO files or folders")
     v.set_defaults(func=_validate)
+
+    t = sub.add_parser("train", help="train a recognition model on ground truth (Prefect flow train-model)")
+    t.add_argument("gt", nargs="+", help="ground-truth ALTO/PAGE files or folders")
+    t.add_argument("-o", "--output", required=True, help="models/NAME: the model is written as models/NAME.safetensors")
+    t.add_argument("--base", help="fine-tune this model file instead of training from scratch")
+    t.add_argument("--budget-minutes", type=float, default=60.0, help="stop training after this many minutes")
+    t.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    t.add_argument("--val-docs", nargs="*", help="document folders held out for validation (default: one per dataset)")
+    t.set_defaults(func=_train)
+
+    from htr.evaluate import register as register_evaluate
+
+    register_evaluate(sub)
+    try:
+        from htr.index.cli import register as register_index
+    except ImportError:  # pragma: no cover - index extras not installed
+        pass
+    else:
+        register_index(sub)
     return ap
 
 

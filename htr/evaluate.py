@@ -25,7 +25,7 @@ import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -325,7 +325,7 @@ def _xml_problem(path: Path) -> str | None:
     return None if local in ("alto", "PcGts") else f"not ALTO or PAGE (root element <{local}>)"
 
 
-def gt_files(sources: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+def list_gt_files(sources: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     """GT files under `sources` (via `find_gt_files`, ALTO preferred) and one message per file left out for a fault."""
     errors: list[str] = []
     existing = []
@@ -365,7 +365,7 @@ def _read_error(path: Path, e: Exception, what: str = "ground truth") -> str:
 
 def load_gt(sources: Sequence[str | Path]) -> tuple[list[GTPage], list[str]]:
     """Read every GT file under `sources`; unreadable files give one message each, the rest is kept."""
-    files, errors = gt_files(sources)
+    files, errors = list_gt_files(sources)
     pages: list[GTPage] = []
     for f in files:
         try:

@@ -121,3 +121,187 @@ def export(checkpoint: Path, models: Path, name: str, entry: dict) -> dict:
     manifest["models"][name] = record
     atomic.write_text(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return record
+
+
+def default_validation_documents(pages: list[GTPage], share: float = 0.12) -> set[str]:
+    """Hold out, per dataset with several documents, the document whose size is nearest `share` of its lines."""
+    by_dataset: dict[str, Counter] = {}
+    for p in pages:
+        doc = Path(p.document)
+        by_dataset.setdefault(str(doc.parent), Counter())[str(doc)] += sum(1 for ln in p.lines if usable(ln.text))
+    held: set[str] = set()
+    for docs in by_dataset.values():
+        if len(docs) < 2:
+            continue
+        target = share * sum(docs.values())
+        held.add(min(sorted(docs), key=lambda d: abs(docs[d] - target)))
+    return held
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """Outcome of one `ketos train` run."""
+
+    checkpoint: str
+    accuracy: float
+    wall_s: float
+    stopped: str  # "budget" | "finished"
+    command: tuple[str, ...]
+
+
+def ketos_train(
+    train: Path,
+    val: Path,
+    out: Path,
+    *,
+    spec: str = SMALL_SPEC,
+    base: Path | None = None,
+    budget_minutes: float | None = None,
+    device: str = "cpu",
+    threads: int = 2,
+    batch_size: int = 16,
+    freq: float = 0.5,
+    epochs: int = 50,
+    log: Path | None = None,
+) -> TrainRun:
+    """Run `ketos train` on binary datasets; stop at the budget; return the best checkpoint."""
+    import subprocess
+    import sys
+    import time
+
+    ckpt = out / "ckpt"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    val_list = out / "val.list"
+    val_list.write_text(f"{val.resolve()}\n")
+    ketos = str(Path(sys.executable).with_name("ketos"))
+    cmd = [ketos, "--threads", str(threads), "-d", device, "-s", "42", "train", "-f", "binary",
+           "-B", str(batch_size), "-F", str(freq), "-q", "early", "--lag", "20", "-N", str(epochs),
+           "-o", str(ckpt), "-e", str(val_list)]
+    cmd += ["-i", str(base), "--resize", "union"] if base else ["-s", spec]
+    cmd.append(str(train.resolve()))
+    t0 = time.monotonic()
+    with open(log or out / "train.log", "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        stopped = "finished"
+        try:
+            proc.wait(timeout=budget_minutes * 60 if budget_minutes else None)
+        except subprocess.TimeoutExpired:
+            stopped = "budget"
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    best, acc = best_checkpoint(ckpt)
+    return TrainRun(str(best), acc, time.monotonic() - t0, stopped, tuple(cmd))
+
+
+CITATIONS = {
+    "cremma-mss-19": "Clérice, Th., Chagué, A. et al., *CREMMA Manuscrits du 19e*, https://github.com/HTR-United/CREMMA-MSS-19 (commit d8f466d), CC BY 4.0.",
+    "lectaurep-repertoires": "LECTAUREP; Rostaing, A.; Durand, M.; Chagué, A., *Notaires de Paris - Répertoires* v2.0.0, https://github.com/HTR-United/lectaurep-repertoires, CC BY 4.0.",
+    "lectaurep-bronod": "Limon-Bonnet, M.-F.; Chagué, A.; Rostaing, A., *Lectaurep-Bronod*, DOI 10.5281/zenodo.10631355, CC BY 4.0.",
+    "tapuscorpus": "Chagué, A., *Tapuscorpus* v1.0, https://github.com/HTR-United/tapuscorpus, CC BY 4.0.",
+}
+
+
+def evaluate_validation(val_documents: list[str], model_name: str, directory: Path, device: str = "cpu") -> dict:
+    """Recognition-only CER/WER of a model on the validation documents (per document, per dataset, overall)."""
+    from htr.config import RecognizeSettings
+    from htr.evaluate import evaluate_model
+    from htr.models import resolve
+
+    pages = [read_gt(f) for f in find_gt_files(val_documents)]
+    result = evaluate_model(pages, resolve(model_name, directory), RecognizeSettings(), device)
+    d = result.to_dict()
+    keep = ("cer", "wer", "lines", "chars", "pages")
+    slim = lambda s: {k: v for k, v in s.items() if k in keep}  # noqa: E731
+    return {"overall": slim(d["overall"]), "datasets": {k: slim(v) for k, v in d["datasets"].items()},
+            "documents": {k: slim(v) for k, v in d["documents"].items()}, "confusions": d["confusions"][:10]}
+
+
+def write_card(directory: Path, name: str, record: dict, evaluation: dict, notes: str = "") -> Path:
+    """Markdown model card next to the weights."""
+    datasets = sorted({Path(d).parent.name if Path(d).parent.name != "gt" else Path(d).name
+                       for d in [*record.get("training_data", []), *record.get("validation_data", [])]})
+    datasets = [d for d in datasets if d in CITATIONS] or list(CITATIONS)
+    t = record.get("trained_with", {})
+    rows = "\n".join(
+        f"| {k} | {v.get('lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
+        for k, v in sorted(evaluation.get("documents", {}).items())
+    )
+    ds_rows = "\n".join(
+        f"| {k} | {v.get('lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
+        for k, v in sorted(evaluation.get("datasets", {}).items())
+    )
+    ov = evaluation.get("overall", {})
+    text = f"""# Model card: `{name}`
+
+Kraken recognition model for French archives (17th–20th c. handwriting and typescript), trained by this project.
+
+| field | value |
+|---|---|
+| file | `{record['file']}` |
+| sha256 | `{record['sha256']}` |
+| architecture | `{record.get('architecture', '')}` |
+| charset ({len(record.get('charset', ''))} symbols) | `{record.get('charset', '')}` |
+| licence | {record.get('licence', '')} |
+| kraken validation accuracy (best checkpoint) | {record.get('validation_accuracy_kraken', 0):.4f} |
+| training wall time | {t.get('wall_s', '?')} s on {t.get('device', '?')} ({t.get('machine', '')}); stopped: {t.get('stopped', '?')} |
+
+## Training command
+```
+{' '.join(str(c) for c in t.get('command', []))}
+```
+
+## Data and split
+Trained on `../shared/gt` (HTR-United datasets, CC BY 4.0), split **by document**: the validation
+documents below were never seen in training, so the scores measure unseen hands.
+
+- training documents: {', '.join(Path(d).name for d in record.get('training_data', []))}
+- validation documents: {', '.join(Path(d).name for d in record.get('validation_data', []))}
+
+Text normalisation before training: NFC, whitespace folded, `&amp;` → `&`; lines with `~~~` (hidden
+handwritten words in typescripts) and empty lines left out.
+
+## Validation scores (recognition only, on ground-truth lines; `htr evaluate GT --model {name}`)
+Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('lines', '?')} lines.
+
+| dataset | lines | CER | WER |
+|---|---:|---:|---:|
+{ds_rows}
+
+| document | lines | CER | WER |
+|---|---:|---:|---:|
+{rows}
+
+{notes}
+
+## Training data citations
+""" + "\n".join(f"- {CITATIONS[d]}" for d in datasets) + "\n"
+    path = directory / f"{name}.md"
+    from htr import atomic
+
+    atomic.write_text(path, text)
+    return path
+
+
+def record_evaluation(directory: Path, name: str, evaluation: dict) -> dict:
+    """Store the measured CER in the manifest entry."""
+    from htr import atomic
+
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entry = manifest["models"][name]
+    entry["validation_cer"] = {"overall": evaluation["overall"].get("cer"),
+                               **{k: v.get("cer") for k, v in evaluation["datasets"].items()}}
+    atomic.write_text(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return entry
+
+
+def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s: float, device: str = "cpu") -> dict:
+    """Evaluate the exported model on the validation documents; write its card and manifest CER."""
+    evaluation = evaluate_validation(split["validation"]["documents"], name, directory, device)
+    entry = record_evaluation(directory, name, evaluation)
+    write_card(directory, name, entry, evaluation)
+    return evaluation
