@@ -278,8 +278,14 @@ def build_alto(
     seg: PageSegmentation,
     text: PageText | None,
     steps: Sequence[ProcessingStep] = (),
+    *,
+    keep_line_ids: bool = False,
 ) -> etree._ElementTree:
-    """ALTO 4.4 tree of one page (see the module docstring for geometry and id rules)."""
+    """ALTO 4.4 tree of one page (see the module docstring for geometry and id rules).
+
+    `keep_line_ids`: TextLine IDs are the segmentation's own line ids (e.g. from an
+    eScriptorium export being re-read), made NCName-safe, instead of `{pid}_l{n}`.
+    """
     width = int(page.width or seg.width)
     height = int(page.height or seg.height)
     if width < 1 or height < 1:
@@ -329,6 +335,7 @@ def build_alto(
 
     texts = _texts_by_line(text)
     n_line = 0
+    used_ids: set[str] = set()
     for blk, bid in zip(blocks, block_ids):
         region_pts = geom.points(blk.region.polygon) if blk.region is not None else ()
         line_geo = []
@@ -357,6 +364,11 @@ def build_alto(
         for ln, lbox, poly, base in line_geo:
             n_line += 1
             lid = f"{pid}_l{n_line}"
+            if keep_line_ids:
+                kept = _ID_BAD.sub("_", str(ln.id))
+                kept = kept if re.match(r"[A-Za-z_]", kept) else f"l_{kept}"
+                lid = kept if kept not in used_ids else lid
+            used_ids.add(lid)
             tl = etree.SubElement(tb, _A + "TextLine", ID=lid)
             _set_box(tl, lbox)
             if len(base) >= 2:

@@ -28,6 +28,7 @@ def _enrich(args: argparse.Namespace) -> int:
         force=args.force,
         load={"pdf_dpi": args.pdf_dpi},
         recognize={"model": args.model, "batch_size": args.batch_size},
+        segmentation_from=args.segmentation_from,
     )
     console = Console(stderr=True)
     for src in args.sources:
@@ -139,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
     e.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
     e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
+    e.add_argument("--segmentation-from", choices=["alto", "page"],
+                   help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_enrich)
 

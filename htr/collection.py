@@ -34,7 +34,12 @@ def plan(sources: list[str], output: str | Path, settings: RunSettings) -> Plan:
     if running.is_dir():
         for p in running.iterdir():
             p.unlink(missing_ok=True)
-    refs, ignored = images.discover(sources)
+    if settings.segmentation_from:
+        from htr import reuse
+
+        refs, ignored = reuse.discover(sources, settings.segmentation_from)
+    else:
+        refs, ignored = images.discover(sources)
     models = pipeline.resolve_models(settings)
     hashes = models.hashes()
     keys = {r.id: state.page_key(r, hashes, settings) for r in refs}

@@ -48,6 +48,7 @@ class RunSettings(_Strict):
     threads_per_worker: int = Field(1, ge=1, le=64)
     max_failures: float = Field(0.1, ge=0.0, le=1.0)
     force: bool = False
+    segmentation_from: Literal["alto", "page"] | None = None  # re-read lines of existing ALTO/PAGE files
 
     @field_validator("device")
     @classmethod
@@ -62,6 +63,7 @@ class RunSettings(_Strict):
             "load": self.load.model_dump(),
             "segment": self.segment.model_dump(),
             "recognize": self.recognize.model_dump(exclude={"batch_size"}),
+            "segmentation_from": self.segmentation_from,
         }
 
 

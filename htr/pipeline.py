@@ -62,21 +62,29 @@ def resolve_models(settings: RunSettings) -> Models:
     return Models(seg, resolve(settings.recognize.model))
 
 
-def processing_steps(settings: RunSettings, models: Models) -> list[ProcessingStep]:
+def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None = None) -> list[ProcessingStep]:
     """ALTO `Processing` entries: software, versions, model files and hashes, settings."""
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     kv = kraken_version()
     rec = models.recognition
+    if ref is not None and ref.segmentation:
+        layout = ProcessingStep(
+            "preOperation", "existing segmentation read (lines, ids and reading order kept)", SOFTWARE,
+            software_version(), {"segmentation_from": settings.segmentation_from,
+                                 "file": Path(ref.segmentation).name, "sha256": ref.segmentation_sha256}, now,
+        )
+    else:
+        layout = ProcessingStep(
+            "contentGeneration", "baseline segmentation and reading order", "kraken", kv,
+            {**settings.segment.model_dump(), "model_file": Path(models.segmentation.path).name,
+             "model_sha256": models.segmentation.sha256}, now,
+        )
     return [
         ProcessingStep(
             "preOperation", "image loading and normalisation", SOFTWARE, software_version(),
             {**settings.load.model_dump()}, now,
         ),
-        ProcessingStep(
-            "contentGeneration", "baseline segmentation and reading order", "kraken", kv,
-            {**settings.segment.model_dump(), "model_file": Path(models.segmentation.path).name,
-             "model_sha256": models.segmentation.sha256}, now,
-        ),
+        layout,
         ProcessingStep(
             "contentGeneration", "text recognition", "kraken", kv,
             {**settings.recognize.model_dump(), "model_name": rec.name, "model_file": Path(rec.path).name,
@@ -107,7 +115,12 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
         timings["load"] = time.perf_counter() - t0
 
         stage, t = "segment", time.perf_counter()
-        seg = segment.run(im, settings.segment, settings.device, page_id=ref.id)
+        if ref.segmentation:
+            from htr import reuse
+
+            seg = reuse.segmentation_of(ref, im.width, im.height)
+        else:
+            seg = segment.run(im, settings.segment, settings.device, page_id=ref.id)
         timings["segment"] = time.perf_counter() - t
 
         stage, t = "recognize", time.perf_counter()
@@ -115,7 +128,7 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
         timings["recognize"] = time.perf_counter() - t
 
         stage, t = "write", time.perf_counter()
-        tree = build_alto(page, seg, text, processing_steps(settings, models))
+        tree = build_alto(page, seg, text, processing_steps(settings, models, ref), keep_line_ids=bool(ref.segmentation))
         write_alto(state.alto_path(out, ref.id), tree)
         atomic.write_text(state.text_path(out, ref.id), page_text(seg, text))
         write_thumbnail(im, seg, state.thumb_path(out, ref.id))

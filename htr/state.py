@@ -25,6 +25,7 @@ def page_key(ref: PageRef, model_hashes: dict[str, str], settings: RunSettings) 
         {
             "sha256": ref.sha256,
             "index": ref.index,
+            "segmentation": ref.segmentation_sha256,
             "models": model_hashes,
             "settings": settings.output_settings(),
             "pipeline": PIPELINE_VERSION,

@@ -38,6 +38,8 @@ class PageRef:
     index: int = 0
     sha256: str = ""
     n_pages: int = 1
+    segmentation: str = ""  # existing ALTO/PAGE whose lines are re-read (--segmentation-from)
+    segmentation_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
