@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,13 @@ class Plan:
     started: str = ""
 
 
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 def plan(sources: list[str], output: str | Path, settings: RunSettings) -> Plan:
     """Discover pages, resolve models, compute resume keys and split done / to do."""
     out = Path(output)
@@ -39,7 +47,10 @@ def plan(sources: list[str], output: str | Path, settings: RunSettings) -> Plan:
 
         refs, ignored = reuse.discover(sources, settings.segmentation_from)
     else:
-        refs, ignored = images.discover(sources)
+        cache_path = out / ".state" / "hashes.json"
+        cache = {} if settings.force else _load_json(cache_path)
+        refs, ignored = images.discover(sources, cache)
+        atomic.write_text(cache_path, json.dumps(cache))
     models = pipeline.resolve_models(settings)
     hashes = models.hashes()
     keys = {r.id: state.page_key(r, hashes, settings) for r in refs}

@@ -200,7 +200,9 @@ def _classify(path: Path) -> tuple[str | None, str | None, Any]:
     return kind or by_ext, None, digest
 
 
-def discover(sources: Sequence[str | Path]) -> tuple[list[PageRef], list[tuple[str, str]]]:
+def discover(
+    sources: Sequence[str | Path], cache: dict[str, Any] | None = None
+) -> tuple[list[PageRef], list[tuple[str, str]]]:
     """Pages found in `sources` (files and/or folders, searched recursively) and ignored files.
 
     Folders are walked in natural sorted order, hidden files/folders skipped. Files are
@@ -208,6 +210,10 @@ def discover(sources: Sequence[str | Path]) -> tuple[list[PageRef], list[tuple[s
     still a page (it fails at `load`). Multi-page TIFF/PDF give one `PageRef` per page.
     A file reached twice (repeated or overlapping sources) is listed once.
     Returns (pages, [(path, reason), ...]).
+
+    `cache` (path -> size, mtime_ns, kind, page count, page hashes) is read and updated
+    so that a re-run over a large unchanged collection does not read every file again;
+    a file whose size or mtime changed is hashed again.
     """
     ignored: list[tuple[str, str]] = []
     candidates: list[tuple[Path, str]] = []
@@ -227,6 +233,11 @@ def discover(sources: Sequence[str | Path]) -> tuple[list[PageRef], list[tuple[s
         if real in seen:
             continue
         seen.add(real)
+        hit = _cache_hit(cache, path)
+        if hit is not None:
+            files.append({"source": str(path), "base": page_id_for(rel), "n": hit["n"], "digest": None,
+                          "shas": hit["shas"]})
+            continue
         kind, reason, digest = _classify(path)
         if kind is None:
             ignored.append((str(path), reason or "not an image"))
@@ -240,14 +251,42 @@ def discover(sources: Sequence[str | Path]) -> tuple[list[PageRef], list[tuple[s
     for f in files:
         for index in range(f["n"]):
             sha = ""
-            if f["digest"] is not None:
+            if "shas" in f:
+                sha = f["shas"][index]
+            elif f["digest"] is not None:
                 h = f["digest"].copy()
                 if f["n"] > 1:
                     h.update(b"#page=%d" % index)
                 sha = h.hexdigest()
             pid = f["base"] if f["n"] == 1 else f"{f['base']}_p{index + 1:04d}"
             pages.append(PageRef(id=pid, source=f["source"], index=index, sha256=sha, n_pages=f["n"]))
+    if cache is not None:
+        for f in files:
+            if f.get("digest") is not None or "shas" in f:
+                _cache_store(cache, Path(f["source"]), f["n"], [p.sha256 for p in pages if p.source == f["source"]])
     return pages, ignored
+
+
+def _cache_hit(cache: dict[str, Any] | None, path: Path) -> dict[str, Any] | None:
+    if not cache:
+        return None
+    entry = cache.get(os.path.realpath(path))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("shas"):
+        return entry
+    return None
+
+
+def _cache_store(cache: dict[str, Any], path: Path, n: int, shas: list[str]) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if len(shas) == n and all(shas):
+        cache[os.path.realpath(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "n": n, "shas": shas}
 
 
 def _page_ids(f: dict[str, Any]) -> list[str]:

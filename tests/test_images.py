@@ -554,3 +554,25 @@ def test_250_megapixel_page_loads_with_bounded_memory(tmp_path, fmt):
         with Image.open(page["path"]) as im:
             assert im.size == (w, h)
             assert im.crop((0, h - 1, 300, h)).tobytes() == row[:300].tobytes()
+
+
+def test_hash_cache_skips_rehash_of_unchanged_files_and_sees_changes(tmp_path):
+    """A re-run over an unchanged collection reuses the cached hashes; a changed file is hashed again."""
+    import os
+
+    from htr.images import discover
+
+    src = tmp_path / "src"
+    src.mkdir()
+    a, b = src / "a.png", src / "b.png"
+    Image.new("L", (20, 10), 0).save(a)
+    Image.new("L", (20, 10), 255).save(b)
+    cache: dict = {}
+    first, _ = discover([src], cache)
+    assert set(cache) == {os.path.realpath(a), os.path.realpath(b)}
+    cache[os.path.realpath(b)]["shas"] = ["f" * 64]  # proves the cached value is used, not a re-read
+    second, _ = discover([src], cache)
+    assert [p.sha256 for p in second] == [first[0].sha256, "f" * 64]
+    Image.new("L", (20, 11), 128).save(b)  # size and mtime change
+    third, _ = discover([src], cache)
+    assert third[1].sha256 == hashlib.sha256(b.read_bytes()).hexdigest() != first[1].sha256
