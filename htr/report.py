@@ -97,10 +97,6 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
         for r in scored[:low]
     ]
     parts.append("</table>")
-    if ignored:
-        parts.append("<h2>Ignored files</h2><table>")
-        parts += [f"<tr><td>{e(p)}</td><td>{e(why)}</td></tr>" for p, why in ignored]
-        parts.append("</table>")
     parts.append("<h2>Pages</h2><div class='grid'>")
     for r in results:
         if r.status == "failed":
@@ -110,5 +106,10 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
             f"<figure><a href='text/{e(r.page_id)}.txt'><img loading='lazy' src='thumbs/{e(r.page_id)}.jpg' alt='{e(r.page_id)}'></a>"
             f"<figcaption>{e(r.page_id)} — {r.lines} lines, confidence {conf}</figcaption></figure>"
         )
-    parts.append("</div></html>")
+    parts.append("</div>")
+    if ignored:
+        parts.append(f"<details><summary>Ignored files ({len(ignored)}): not images</summary><table>")
+        parts += [f"<tr><td>{e(p)}</td><td>{e(why)}</td></tr>" for p, why in ignored]
+        parts.append("</table></details>")
+    parts.append("</html>")
     atomic.write_text(out / "report.html", "\n".join(parts))
