@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,12 +27,8 @@ from typing import Any
 
 from lxml import etree
 
+from htr import atomic
 from htr.errors import AltoError
-
-try:  # same temp-file naming as htr.atomic, so that its sweep() removes what a killed run left
-    from htr.atomic import TMP_MARK
-except ImportError:  # pragma: no cover
-    TMP_MARK = ".tmp-"
 from htr.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -406,47 +400,12 @@ def alto_bytes(tree: etree._ElementTree | etree._Element) -> bytes:
 
 
 def write_alto(path: Path, tree: etree._ElementTree | etree._Element) -> None:
-    """Write `tree` to `path` atomically: temp file in the same folder, fsync, os.replace.
+    """Write `tree` to `path` atomically (see `htr.atomic.write_bytes`).
 
     On any failure `path` is left as it was (absent or the previous complete file) and no temp file remains.
     """
-    path = Path(path)
     data = alto_bytes(tree)  # serialise first: a bad tree never touches the disk
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_MARK}")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
+        atomic.write_bytes(path, data)
     except OSError as exc:
         raise AltoError(f"cannot write ALTO: {exc}", path=str(path)) from exc
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (best effort: not every platform/filesystem allows fsync on a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -10,7 +10,11 @@ TMP_MARK = ".tmp-"
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (readers see the old file or the new one, never a mix)."""
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync the folder.
+
+    Readers see the old file or the new one, never a mix; on failure `path` is untouched and no
+    temp file remains. The file keeps the mode of the one it replaces (0644 for a new file).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
@@ -19,6 +23,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -26,6 +35,21 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (best effort: not every filesystem allows fsync on a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

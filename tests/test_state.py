@@ -91,3 +91,13 @@ def test_model_registry_verifies_sha256(tmp_path):
         resolve("default", tmp_path)
     with pytest.raises(ModelError, match="known: default"):
         resolve("nope", tmp_path)
+
+
+def test_atomic_files_are_world_readable_and_keep_their_mode(tmp_path):
+    """mkstemp makes 0600 files: outputs must stay readable by a portal's web server."""
+    p = tmp_path / "run.json"
+    atomic.write_text(p, "{}")
+    assert p.stat().st_mode & 0o777 == 0o644
+    p.chmod(0o640)
+    atomic.write_text(p, "{}")
+    assert p.stat().st_mode & 0o777 == 0o640
