@@ -233,8 +233,24 @@ def _description(root: etree._Element, page: PageImage, steps: Sequence[Processi
     return ids
 
 
-def _strings(tl: etree._Element, lid: str, lbox: Box, lt: LineText | None) -> None:
-    """String/SP children of a TextLine (the XSD requires at least one String)."""
+def _add_tagrefs(el: etree._Element, refs: Sequence[str]) -> None:
+    """Append tag ids to an element's TAGREFS, keeping the ones it has (no duplicates)."""
+    have = (el.get("TAGREFS") or "").split()
+    for r in refs:
+        if r not in have:
+            have.append(r)
+    if have:
+        el.set("TAGREFS", " ".join(have))
+
+
+def _strings(
+    tl: etree._Element, lid: str, lbox: Box, lt: LineText | None, tagrefs: dict[int, list[str]] | None = None
+) -> None:
+    """String/SP children of a TextLine (the XSD requires at least one String).
+
+    `tagrefs`: String number (1-based, as in the `_w<k>` id) -> tag ids to add to its TAGREFS.
+    """
+    tagrefs = tagrefs or {}
     words: tuple[Word, ...] = lt.words if lt else ()
     if not words:
         content = xml_text(lt.text) if lt else ""
@@ -243,6 +259,8 @@ def _strings(tl: etree._Element, lid: str, lbox: Box, lt: LineText | None) -> No
         wc = _fmt_conf(lt.confidence) if lt and content else None
         if wc is not None:
             s.set("WC", wc)
+        if 1 in tagrefs:
+            _add_tagrefs(s, tagrefs[1])
         return
     prev: Box | None = None
     for k, w in enumerate(words, 1):
@@ -264,7 +282,58 @@ def _strings(tl: etree._Element, lid: str, lbox: Box, lt: LineText | None) -> No
         wc = _fmt_conf(w.confidence)
         if wc is not None:
             s.set("WC", wc)
+        if k in tagrefs:
+            _add_tagrefs(s, tagrefs[k])
         prev = box
+
+
+def _word_spans(lt: LineText) -> list[tuple[int, int]]:
+    """Character span of each word of `lt` in `lt.text` (words found in order; a word that cannot be
+    found is placed after the previous one, as if words were separated by single spaces)."""
+    out, cur = [], 0
+    for w in lt.words:
+        i = lt.text.find(w.text, cur) if w.text else -1
+        if i < 0:
+            i = cur + (1 if out else 0)
+        out.append((i, i + len(w.text)))
+        cur = i + len(w.text)
+    return out
+
+
+def _entity_refs(
+    seg: PageSegmentation, text: PageText | None, entities: Sequence[Any], pid: str
+) -> tuple[list[tuple[str, Any]], dict[str, dict[int, list[str]]]]:
+    """NamedEntityTag ids for the entities that cover at least one String, and, per segmentation
+    line id, String number -> tag ids. Entity spans are (line_id, start, end) in the line's text."""
+    first: dict[str, LineText] = {}
+    for lt in text.lines if text else ():
+        first.setdefault(lt.line_id, lt)
+    placed = {ln.id for ln in seg.lines}
+    tags: list[tuple[str, Any]] = []
+    refs: dict[str, dict[int, list[str]]] = {}
+    for ent in entities:
+        covered: list[tuple[str, int]] = []
+        for span in getattr(ent, "spans", ()):
+            lid, start, end = str(span[0]), int(span[1]), int(span[2])
+            lt = first.get(lid)
+            if lt is None or lid not in placed:
+                continue
+            if not lt.words:
+                if start < max(len(lt.text), 1) and end > 0:
+                    covered.append((lid, 1))
+                continue
+            for k, (ws, we) in enumerate(_word_spans(lt), 1):
+                if ws < end and start < max(we, ws + 1):
+                    covered.append((lid, k))
+        if not covered:
+            continue
+        tid = f"{pid}_ne{len(tags) + 1}"
+        tags.append((tid, ent))
+        for lid, k in covered:
+            lst = refs.setdefault(lid, {}).setdefault(k, [])
+            if tid not in lst:
+                lst.append(tid)
+    return tags, refs
 
 
 def build_alto(
@@ -274,11 +343,17 @@ def build_alto(
     steps: Sequence[ProcessingStep] = (),
     *,
     keep_line_ids: bool = False,
+    entities: Sequence[Any] = (),
 ) -> etree._ElementTree:
     """ALTO 4.4 tree of one page (see the module docstring for geometry and id rules).
 
     `keep_line_ids`: TextLine IDs are the segmentation's own line ids (e.g. from an
     eScriptorium export being re-read), made NCName-safe, instead of `{pid}_l{n}`.
+
+    `entities` (optional; htr.index.entities.Entity or anything with `type`, `surface`,
+    `normalised` and `spans` = (line_id, start, end) character spans in the text of segmentation
+    lines) become `NamedEntityTag`s in `Tags` (ID `<pid>_ne<n>`, TYPE, LABEL = normalised form,
+    DESCRIPTION = surface form), referenced by TAGREFS on every String they cover.
     """
     width = int(page.width or seg.width)
     height = int(page.height or seg.height)
@@ -299,12 +374,22 @@ def build_alto(
     for kind, label in kinds:
         if label and (kind, label) not in tag_ids:
             tag_ids[(kind, label)] = f"{pid}_tag{len(tag_ids) + 1}"
-    if tag_ids:
+    ne_tags, ne_refs = _entity_refs(seg, text, entities, pid) if entities else ([], {})
+    if tag_ids or ne_tags:
         tags = etree.SubElement(root, _A + "Tags")
         for (kind, label), tid in tag_ids.items():
             etree.SubElement(
                 tags, _A + "OtherTag", ID=tid, LABEL=xml_text(label), DESCRIPTION=xml_text(f"{kind} type {label}")
             )
+        for tid, ent in ne_tags:
+            surface = xml_text(getattr(ent, "surface", "") or "")
+            label = xml_text(getattr(ent, "normalised", "") or "") or surface or xml_text(getattr(ent, "type", ""))
+            el = etree.SubElement(tags, _A + "NamedEntityTag", ID=tid, LABEL=label or "entity")
+            etype = xml_text(getattr(ent, "type", "") or "")
+            if etype:
+                el.set("TYPE", etype)
+            if surface:
+                el.set("DESCRIPTION", surface)
 
     block_ids = [f"{pid}_b{n}" for n in range(1, len(blocks) + 1)]
     if blocks:
@@ -370,7 +455,7 @@ def build_alto(
             if tid := tag_ids.get(("line", ln.type)):
                 tl.set("TAGREFS", tid)
             _add_shape(tl, poly)
-            _strings(tl, lid, lbox, _take(texts, ln.id))
+            _strings(tl, lid, lbox, _take(texts, ln.id), ne_refs.pop(ln.id, None))
     return etree.ElementTree(root)
 
 

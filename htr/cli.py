@@ -29,6 +29,7 @@ def _enrich(args: argparse.Namespace) -> int:
         load={"pdf_dpi": args.pdf_dpi},
         recognize={"model": args.model, "batch_size": args.batch_size},
         segmentation_from=args.segmentation_from,
+        entities=not args.no_entities,
     )
     console = Console(stderr=True)
     for src in args.sources:
@@ -142,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
     e.add_argument("--segmentation-from", choices=["alto", "page"],
                    help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text")
+    e.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_enrich)
 

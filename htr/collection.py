@@ -88,3 +88,32 @@ def finish(p: Plan, results: list[PageResult], settings: RunSettings, wall_s: fl
     report.write_run_json(out, run, ordered, list(p.ignored))
     report.write_report(out, run, ordered, list(p.ignored))
     return run["summary"]
+
+
+class Indexer:
+    """Keeps OUT/index.sqlite in step with the ALTO on disk; one writer: the flow's own process."""
+
+    def __init__(self, out: str | Path):
+        from htr.index.store import Index, index_path, sync
+
+        self.out = Path(out)
+        self.report = sync(self.out)  # repairs what a killed run left
+        self.index = Index.open(index_path(self.out))
+        self.errors: list[str] = []
+
+    def page(self, result: PageResult) -> None:
+        """Index a page as soon as its ALTO is written."""
+        from htr.errors import HTRError
+
+        if result.status != "done":
+            return
+        try:
+            self.index.replace_page(result.page_id, state.alto_path(self.out, result.page_id))
+        except HTRError as e:
+            self.errors.append(str(e))
+
+    def close(self) -> None:
+        from htr.index.store import sync
+
+        self.index.close()
+        sync(self.out)  # pages whose ALTO is gone, anything missed

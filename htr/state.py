@@ -16,7 +16,7 @@ from htr.config import RunSettings, digest
 from htr.types import PageRef, PageResult
 
 # Bump when a change in this code changes what a page's outputs contain.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: named entities in the ALTO
 
 
 def page_key(ref: PageRef, model_hashes: dict[str, str], settings: RunSettings) -> str:

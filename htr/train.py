@@ -214,7 +214,7 @@ def evaluate_validation(val_documents: list[str], model_name: str, directory: Pa
     pages = [read_gt(f) for f in find_gt_files(val_documents)]
     result = evaluate_model(pages, resolve(model_name, directory), RecognizeSettings(), device)
     d = result.to_dict()
-    keep = ("cer", "wer", "lines", "chars", "pages")
+    keep = ("cer", "wer", "scored_lines", "chars", "pages")
     slim = lambda s: {k: v for k, v in s.items() if k in keep}  # noqa: E731
     return {"overall": slim(d["overall"]), "datasets": {k: slim(v) for k, v in d["datasets"].items()},
             "documents": {k: slim(v) for k, v in d["documents"].items()}, "confusions": d["confusions"][:10]}
@@ -227,11 +227,11 @@ def write_card(directory: Path, name: str, record: dict, evaluation: dict, notes
     datasets = [d for d in datasets if d in CITATIONS] or list(CITATIONS)
     t = record.get("trained_with", {})
     rows = "\n".join(
-        f"| {k} | {v.get('lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
+        f"| {k} | {v.get('scored_lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
         for k, v in sorted(evaluation.get("documents", {}).items())
     )
     ds_rows = "\n".join(
-        f"| {k} | {v.get('lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
+        f"| {k} | {v.get('scored_lines', '')} | {v.get('cer', 0):.2%} | {v.get('wer', 0):.2%} |"
         for k, v in sorted(evaluation.get("datasets", {}).items())
     )
     ov = evaluation.get("overall", {})
@@ -265,7 +265,7 @@ Text normalisation before training: NFC, whitespace folded, `&amp;` → `&`; lin
 handwritten words in typescripts) and empty lines left out.
 
 ## Validation scores (recognition only, on ground-truth lines; `htr evaluate GT --model {name}`)
-Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('lines', '?')} lines.
+Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('scored_lines', '?')} lines.
 
 | dataset | lines | CER | WER |
 |---|---:|---:|---:|

@@ -121,12 +121,12 @@ def read_alto(path: str | Path, data: bytes | None = None) -> APage:
         # stable sort keeps document order among blocks the reading order does not name
 
     lines: list[ALine] = []
-    seen: set[int] = set()
+    seen: set[etree._Element] = set()  # the elements themselves: id() of lxml proxies can be reused
     for block in blocks:
         for tl in block.iter(etree.Element):
-            if _local(tl) != "TextLine" or id(tl) in seen:
+            if _local(tl) != "TextLine" or tl in seen:
                 continue
-            seen.add(id(tl))
+            seen.add(tl)
             lbox = _box(tl) or (0, 0, max(width, 1), max(height, 1))
             line = ALine(tl.get("ID") or f"line{len(lines) + 1}", lbox)
             for child in tl:

@@ -300,11 +300,16 @@ def _normalise(kind: str, m: re.Match) -> str | None:
 def find_dates(text: str) -> list[DateMatch]:
     """Dates in `text`, left to right, not overlapping (the longest match wins at each place)."""
     cands: list[tuple[int, int, int, str]] = []
+    impossible: set[int] = set()  # starts of "day month year" with a day the month does not have
     for prio, (kind, rx) in enumerate(_PATTERNS):
         for m in rx.finditer(text):
             iso = _normalise(kind, m)
             if iso is None:
+                if kind == "dmy":
+                    impossible.add(m.start())
                 continue
+            if kind == "dm" and m.start() in impossible:
+                continue  # "29 février 1900" is not 29 February of some year: keep "février 1900" only
             s, e = (m.start("y"), m.end("y")) if kind in _YEAR_ONLY_SPAN else (m.start(), m.end())
             # a trailing abbreviation dot belongs to the sentence, not to the date ("15 avril.")
             while e > s and text[e - 1] in ". ,":
