@@ -135,6 +135,8 @@ def enrich_collection(sources: list[str], output: str, settings: dict | None = N
     published = artifacts.RunArtifacts(output, cluster)  # progress, failed pages, summary (flows/artifacts.py)
     add_listener(published)
     plan = collection.plan(sources, output, cfg)
+    indexer = collection.Indexer(output)  # OUT/index.sqlite, repaired first, then page by page
+    add_listener(indexer.listen)
     _emit("plan", plan)
     workers = cfg.workers or default_workers()
     workers = max(1, min(workers, len(plan.pending) or 1))
@@ -160,6 +162,8 @@ def enrich_collection(sources: list[str], output: str, settings: dict | None = N
                 )
                 results.append(res)
                 _emit("page", res)
+    remove_listener(indexer.listen)
+    indexer.close()
     summary = collection.finish(plan, results, cfg, time.perf_counter() - t0)
     remove_listener(published)
     published.finish(summary)

@@ -101,6 +101,10 @@ class Indexer:
         self.index = Index.open(index_path(self.out))
         self.errors: list[str] = []
 
+    def listen(self, kind: str, payload: object) -> None:
+        if kind == "page":
+            self.page(payload)
+
     def page(self, result: PageResult) -> None:
         """Index a page as soon as its ALTO is written."""
         from htr.errors import HTRError

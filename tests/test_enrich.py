@@ -177,7 +177,6 @@ def test_killed_cli_run_resumes_to_identical_outputs(tmp_path, enriched):
     """SIGKILL a CLI run mid-way, re-run it: same outputs as an uninterrupted run, no partial file."""
     _, ref_out, _ = enriched
     src = make_collection(tmp_path)
-    shutil.copy(src / "tapus" / PAGES[1][1], src / "tapus" / PAGES[1][1])  # same bytes as the original
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
@@ -205,3 +204,22 @@ def test_killed_cli_run_resumes_to_identical_outputs(tmp_path, enriched):
     assert leftovers == []
     statuses = [p["status"] for p in run_json(out)["pages"]]
     assert statuses.count("done") + statuses.count("skipped") == 3
+
+
+def test_index_finds_a_recognised_word_with_its_box_and_entities_are_tagged(enriched):
+    """The index kept by the run answers a search with the exact word box written in the ALTO."""
+    _, out, _ = enriched
+    from htr.index.store import Index, index_path
+
+    pid = PAGES[1][2]  # the typescript page: the best-read one
+    doc = etree.parse(str(out / "alto" / f"{pid}.xml"))
+    word = next(s for s in doc.iterfind(".//a:String", NS) if re.fullmatch(r"[A-Za-zÀ-ÿ]{6,}", s.get("CONTENT", "")))
+    box = tuple(int(word.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+    with Index.open(index_path(out), readonly=True) as idx:
+        hits = idx.search(word.get("CONTENT").lower())
+    assert any(h.page_id == pid and any((b.hpos, b.vpos, b.width, b.height) == box for b in h.boxes) for h in hits)
+    tags = [t for f in (out / "alto").glob("*.xml") for t in etree.parse(str(f)).iterfind(".//a:NamedEntityTag", NS)]
+    assert tags, "no named entity found in three real pages"
+    for t in tags:  # every entity is referenced by at least one word
+        assert etree.parse(str(out / "alto" / f"{t.get('ID').split('_ne')[0][2:]}.xml")).xpath(
+            "//*[contains(concat(' ', @TAGREFS, ' '), $id)]", id=f" {t.get('ID')} ")
