@@ -9,6 +9,7 @@ pointing at a file the next stages can open with `open_image`.
 from __future__ import annotations
 
 import hashlib
+import warnings
 import os
 import re
 import stat
@@ -63,6 +64,12 @@ _ORIENT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+# Pillow warns about harmless damaged EXIF/TIFF tags that real scans carry (cremma-mss-19 has them):
+# the page still decodes; the warnings would only bury the progress bar.
+warnings.filterwarnings("ignore", message=r"(Tag data larger than file|Possibly corrupt EXIF|Corrupt EXIF data)",
+                        category=UserWarning)
 
 
 def _raise_pixel_limit() -> None:
