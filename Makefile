@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench samples clean
+.PHONY: install run test test-fast bench bench-scaleout samples clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_bench.py
+
+bench-scaleout: $(STAMP)
+	$(BIN)/python bench/bench_scaleout.py
 
 samples: $(STAMP)
 	$(BIN)/python sample_images/make_samples.py

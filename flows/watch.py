@@ -52,8 +52,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import flow, get_run_logger
-
 from htr import atomic
 from htr.errors import ConfigError, HTRError
 
@@ -248,10 +246,11 @@ def _publish_waiting(output: Path, scan: Scan) -> None:
             description=f"{len(scan.waiting)} file(s) of {scan.inbox} not complete yet: left for the next scan",
         )
     except Exception as e:  # pragma: no cover - API hiccup: the log below still says it
+        from prefect import get_run_logger
+
         get_run_logger().warning("could not publish the waiting-files artifact: %s", e)
 
 
-@flow(name="watch-inbox", log_prints=True)
 def watch_inbox(
     inbox: str,
     output: str,
@@ -266,6 +265,8 @@ def watch_inbox(
     (at most `settle_seconds`) and look once more, instead of leaving them for
     the next scheduled run.
     """
+    from prefect import get_run_logger
+
     from flows.enrich import enrich_collection
 
     log = get_run_logger()
@@ -307,6 +308,28 @@ def watch_inbox(
         return {**result, "status": "enriched", "summary": summary}
 
 
+# The Prefect flow `watch-inbox` is made on first use (PEP 562 module __getattr__): `htr` imports
+# this module to build its argument parser, and importing Prefect (~1.5 s) must not slow down
+# every `htr` command. `flows.watch.watch_inbox`, `from flows.watch import watch_inbox` and the
+# entrypoint `flows/watch.py:watch_inbox` all get the Flow.
+_watch_inbox_fn = watch_inbox
+del watch_inbox
+
+
+def __getattr__(name: str):
+    if name == "watch_inbox":
+        from prefect import flow
+
+        made = flow(name="watch-inbox", log_prints=True)(_watch_inbox_fn)
+        globals()["watch_inbox"] = made
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _flow():
+    return __getattr__("watch_inbox") if "watch_inbox" not in globals() else globals()["watch_inbox"]
+
+
 # --------------------------------------------------------------------------- serving
 
 
@@ -334,6 +357,8 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -353,11 +378,19 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
             if time.monotonic() > deadline:
                 raise HTRError(f"the local Prefect server did not answer within {timeout:.0f} s")
             time.sleep(0.5)
+        # Prefect's background clients (events) read the process-global settings, not the
+        # context: without the refresh they would start an ephemeral server of their own.
+        from prefect.context import refresh_global_settings_context
+
         os.environ["PREFECT_API_URL"] = url
+        refresh_global_settings_context()
         with temporary_settings({PREFECT_API_URL: url}):
             yield url
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
+        if os.environ.pop("PREFECT_API_URL", None):
+            from prefect.context import refresh_global_settings_context
+
+            refresh_global_settings_context()
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -388,10 +421,10 @@ def serve_watch(
 
     if cron:
         schedule = Cron(cron, timezone=timezone)
-    else:  # anchored now: the first scan runs at once, then every `every_s`
-        anchor = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    else:  # the first scan runs in a few seconds (a schedule never creates runs in the past), then every `every_s`
+        anchor = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=15)
         schedule = Interval(dt.timedelta(seconds=every_s or 900.0), anchor_date=anchor, timezone=timezone)
-    watch_inbox.serve(
+    _flow().serve(
         name=name or artifact_key(output, "watch").removeprefix("htr-"),
         schedules=[schedule],
         parameters={
@@ -427,7 +460,7 @@ def _watch(args: argparse.Namespace) -> int:
         from flows.runtime import prefect_api
 
         with prefect_api():
-            res = watch_inbox(str(inbox), str(args.output), settings, args.settle, args.cluster)
+            res = _flow()(str(inbox), str(args.output), settings, args.settle, args.cluster)
         s = res.get("summary") or {}
         print(
             f"{res['complete']} complete file(s), {len(res['waiting'])} left for the next scan; "
@@ -437,7 +470,6 @@ def _watch(args: argparse.Namespace) -> int:
         )
         return 1 if s and s.get("pages") and s.get("failure_ratio", 0) > args.max_failures else 0
     out = Path(args.output)
-    (out / ".state").mkdir(parents=True, exist_ok=True)
     with scheduling_api(out / ".state" / "watch" / "server.log") as url:
         when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
         print(f"watching {inbox} {when} -> {out}; Prefect API {url} (UI at {url.removesuffix('/api')}); Ctrl-C stops",

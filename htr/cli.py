@@ -31,6 +31,7 @@ def _enrich(args: argparse.Namespace) -> int:
         segmentation_from=args.segmentation_from,
         entities=not args.no_entities,
     )
+    cluster = args.cluster
     console = Console(stderr=True)
     for src in args.sources:
         if not Path(src).exists():
@@ -80,7 +81,7 @@ def _enrich(args: argparse.Namespace) -> int:
             with prefect_api():
                 progress.update(bar, description="scanning")
                 summary = enrich.enrich_collection(
-                    [str(s) for s in args.sources], str(args.output), settings.model_dump()
+                    [str(s) for s in args.sources], str(args.output), settings.model_dump(), cluster
                 )
     finally:
         enrich.remove_listener(listen)
@@ -143,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
     e.add_argument("--segmentation-from", choices=["alto", "page"],
                    help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text")
+    e.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
     e.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_enrich)
@@ -163,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     from htr.evaluate import register as register_evaluate
 
     register_evaluate(sub)
+    from flows.watch import register as register_watch
+
+    register_watch(sub)
     try:
         from htr.index.cli import register as register_index
     except ImportError:  # pragma: no cover - index extras not installed
