@@ -91,7 +91,7 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
     else:
         parts.append("<p>None.</p>")
     scored = sorted((r for r in results if r.mean_confidence is not None), key=lambda r: r.mean_confidence)
-    parts.append(f"<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>")
+    parts.append("<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>")
     parts += [
         f"<tr><td><a href='alto/{e(r.page_id)}.xml'>{e(r.page_id)}</a></td><td>{r.mean_confidence:.3f}</td><td>{r.lines}</td></tr>"
         for r in scored[:low]

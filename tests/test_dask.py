@@ -135,6 +135,7 @@ def test_pages_run_on_both_dask_workers_and_match_a_local_run(tmp_path, gt_dir, 
 def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     """Kill whichever Dask worker announces it is reading the victim page, every time: KilledWorker -> failed."""
     from flows.enrich import enrich_collection
+    from tests.test_worker_death import killer
 
     model = model_or_skip()
     src = tmp_path / "src"
@@ -145,24 +146,7 @@ def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     out = tmp_path / "out"
     stop, kills = threading.Event(), []
 
-    def killer() -> None:
-        marker = state.running_path(out, victim)
-        while not stop.is_set():
-            try:
-                pid = int(marker.read_text().rsplit(":", 1)[1])
-            except (FileNotFoundError, ValueError, IndexError):
-                time.sleep(0.05)
-                continue
-            if pid not in kills:
-                time.sleep(0.5)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    kills.append(pid)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-
-    t = threading.Thread(target=killer, daemon=True)
+    t = threading.Thread(target=killer, args=(out, victim, stop, kills), daemon=True)
     t.start()
     try:
         summary = enrich_collection([str(src)], str(out), {"recognize": {"model": model.path}}, cluster=cluster)
