@@ -30,7 +30,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -44,6 +43,7 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 from alto.gt import GTLine, GTPage, read_gt  # noqa: E402
 from htr import atomic  # noqa: E402
 from htr.config import RecognizeSettings  # noqa: E402
+from htr.evaluate import _clamp, _usable, open_page_image  # noqa: E402  (same line handling as htr evaluate)
 from htr.index.entities import find_entities, load_model, model_info  # noqa: E402
 from htr.models import ModelInfo, resolve  # noqa: E402
 
@@ -141,25 +141,6 @@ def evaluate(pages: Sequence[dict], texts_of: str, context: str, files: Iterable
 
 
 # --------------------------------------------------------------------------- recognition
-
-
-def _usable(ln: GTLine) -> bool:
-    return len(ln.polygon) >= 3 and len(ln.baseline) >= 2
-
-
-def _clamp(points, w: int, h: int) -> tuple[tuple[int, int], ...]:
-    return tuple((min(max(int(x), 0), w - 1), min(max(int(y), 0), h - 1)) for x, y in points)
-
-
-def open_page_image(page: GTPage):
-    """The page image through the pipeline's loader (htr.images.load + open_image)."""
-    from htr import images
-    from htr.types import PageRef
-
-    with tempfile.TemporaryDirectory(prefix="htr-ner-bench-") as work:
-        im = images.open_image(images.load(PageRef(id="gt", source=str(page.image_path)), Path(work)))
-        im.load()
-        return im
 
 
 def recognise(page: GTPage, lines: Sequence[GTLine], model: ModelInfo, settings: RecognizeSettings) -> dict[str, str]:
