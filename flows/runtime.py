@@ -11,13 +11,33 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @contextlib.contextmanager
+def use_api(url: str) -> Iterator[str]:
+    """Point this process (context AND process-global settings) and the workers it spawns at `url`.
+
+    Prefect's background clients (events, logs) read the process-global settings, not the
+    context: without the refresh they could start a server of their own on the SQLite file.
+    """
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    os.environ["PREFECT_API_URL"] = url
+    refresh_global_settings_context()
+    try:
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
+
+
+@contextlib.contextmanager
 def prefect_api(quiet: bool = True) -> Iterator[str]:
     """Yield the API URL; start a temporary local server when none is configured.
 
     Spawned worker processes inherit PREFECT_API_URL, so they all talk to the
     same server instead of each starting its own on the same SQLite file.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
     if quiet:
         for name in ("prefect", "httpx", "uvicorn"):
@@ -30,10 +50,8 @@ def prefect_api(quiet: bool = True) -> Iterator[str]:
 
     server = SubprocessASGIServer()
     server.start(timeout=120)
-    os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+        with use_api(server.api_url) as url:
+            yield url
     finally:
-        os.environ.pop("PREFECT_API_URL", None)
         server.stop()

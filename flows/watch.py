@@ -347,7 +347,7 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
     a real server: with no PREFECT_API_URL, one is started on 127.0.0.1 (SQLite
     under PREFECT_HOME, UI included) and stopped on exit.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
     url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if url:
@@ -378,19 +378,11 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
             if time.monotonic() > deadline:
                 raise HTRError(f"the local Prefect server did not answer within {timeout:.0f} s")
             time.sleep(0.5)
-        # Prefect's background clients (events) read the process-global settings, not the
-        # context: without the refresh they would start an ephemeral server of their own.
-        from prefect.context import refresh_global_settings_context
+        from flows.runtime import use_api
 
-        os.environ["PREFECT_API_URL"] = url
-        refresh_global_settings_context()
-        with temporary_settings({PREFECT_API_URL: url}):
+        with use_api(url):
             yield url
     finally:
-        if os.environ.pop("PREFECT_API_URL", None):
-            from prefect.context import refresh_global_settings_context
-
-            refresh_global_settings_context()
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -443,15 +435,9 @@ def serve_watch(
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from htr.config import make_settings
+    from htr.cli import settings_from
 
-    settings = make_settings(
-        device=args.device,
-        workers=args.workers,
-        threads_per_worker=args.threads,
-        max_failures=args.max_failures,
-        recognize={"model": args.model, "batch_size": args.batch_size},
-    ).model_dump()
+    settings = settings_from(args).model_dump()
     inbox = Path(args.inbox)
     if not inbox.is_dir():
         raise HTRError("no such folder", path=str(inbox))
@@ -494,13 +480,9 @@ def register(subparsers) -> None:
     w.add_argument("--timezone", help="time zone of the schedule, e.g. Europe/Paris")
     w.add_argument("--settle", type=float, default=30.0,
                    help="seconds a file must stay unchanged between two scans to count as complete (default 30)")
-    w.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
-    w.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
-    w.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    w.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
-    w.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
-    w.add_argument("--max-failures", type=float, default=0.1, help="with --once: exit 1 above this ratio of failed pages")
-    w.add_argument("--cluster", help="run page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    from htr.cli import add_run_options
+
+    add_run_options(w)  # --model --workers --threads --device --max-failures --batch-size --pdf-dpi --cluster ...
     w.add_argument("--name", help="deployment name (default: watch-<output folder>)")
     w.add_argument("--once", action="store_true", help="scan and enrich once now, then exit (no schedule)")
     w.set_defaults(func=_watch)

@@ -17,19 +17,7 @@ def _enrich(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from htr.config import make_settings
-
-    settings = make_settings(
-        device=args.device,
-        workers=args.workers,
-        threads_per_worker=args.threads,
-        max_failures=args.max_failures,
-        force=args.force,
-        load={"pdf_dpi": args.pdf_dpi},
-        recognize={"model": args.model, "batch_size": args.batch_size},
-        segmentation_from=args.segmentation_from,
-        entities=not args.no_entities,
-    )
+    settings = settings_from(args, force=args.force, segmentation_from=args.segmentation_from)
     cluster = args.cluster
     console = Console(stderr=True)
     for src in args.sources:
@@ -98,6 +86,35 @@ def _enrich(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that enriches pages (`enrich`, `watch`)."""
+    p.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
+    p.add_argument("--max-failures", type=float, default=0.1, help="fail the run above this ratio of failed pages")
+    p.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
+    p.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
+    p.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
+
+
+def settings_from(args: argparse.Namespace, **extra):
+    """RunSettings from the options `add_run_options` added (ConfigError on bad values)."""
+    from htr.config import make_settings
+
+    return make_settings(
+        device=args.device,
+        workers=args.workers,
+        threads_per_worker=args.threads,
+        max_failures=args.max_failures,
+        load={"pdf_dpi": args.pdf_dpi},
+        recognize={"model": args.model, "batch_size": args.batch_size},
+        entities=not args.no_entities,
+        **extra,
+    )
+
+
 def _validate(args: argparse.Namespace) -> int:
     from alto.validate import validate_paths
 
@@ -133,18 +150,10 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("enrich", help="segment and read pages into ALTO, text, run.json and report.html")
     e.add_argument("sources", nargs="+", help="image files, PDFs and folders (searched recursively)")
     e.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    e.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
-    e.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
-    e.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    e.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
-    e.add_argument("--max-failures", type=float, default=0.1, help="fail the run above this ratio of failed pages")
-    e.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
-    e.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
+    add_run_options(e)
     e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
     e.add_argument("--segmentation-from", choices=["alto", "page"],
                    help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text")
-    e.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    e.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_enrich)
 
