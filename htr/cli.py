@@ -86,6 +86,9 @@ def _enrich(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEFAULT_PREPROCESS = "none"
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that enriches pages (`enrich`, `watch`)."""
     p.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
@@ -97,6 +100,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
     p.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
+    p.add_argument("--preprocess", metavar="STEPS",
+                   help="image preprocessing: a profile (none, default, geometry, all) or steps such as "
+                        "orient,deskew,crop,split,flatten,clahe,denoise,binarize "
+                        f"(default: {DEFAULT_PREPROCESS}; none with --segmentation-from)")
 
 
 def settings_from(args: argparse.Namespace, **extra):
@@ -111,6 +118,7 @@ def settings_from(args: argparse.Namespace, **extra):
         load={"pdf_dpi": args.pdf_dpi},
         recognize={"model": args.model, "batch_size": args.batch_size},
         entities=not args.no_entities,
+        preprocess={"steps": args.preprocess or ("none" if extra.get("segmentation_from") else DEFAULT_PREPROCESS)},
         **extra,
     )
 

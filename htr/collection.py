@@ -111,10 +111,13 @@ class Indexer:
 
         if result.status != "done":
             return
-        try:
-            self.index.replace_page(result.page_id, state.alto_path(self.out, result.page_id))
-        except HTRError as e:
-            self.errors.append(str(e))
+        for pid in result.output_ids:
+            try:
+                self.index.replace_page(pid, state.alto_path(self.out, pid))
+            except HTRError as e:
+                self.errors.append(str(e))
+        for gone in {result.page_id, f"{result.page_id}-L", f"{result.page_id}-R"} - set(result.output_ids):
+            self.index.remove_page(gone)
 
     def close(self) -> None:
         from htr.index.store import sync

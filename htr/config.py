@@ -7,7 +7,7 @@ import json
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from htr.errors import ConfigError
 
@@ -20,6 +20,22 @@ class LoadSettings(_Strict):
     """How source files become page images."""
 
     pdf_dpi: int = Field(300, ge=50, le=1200)
+
+
+class PreprocessSettings(_Strict):
+    """Image preprocessing before segmentation (htr/preprocess.py); `steps` accepts profile names."""
+
+    steps: tuple[str, ...] = ()
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, v):
+        from htr.preprocess import parse_steps
+
+        try:
+            return parse_steps(v)
+        except ConfigError as e:
+            raise ValueError(e.message) from None
 
 
 class SegmentSettings(_Strict):
@@ -41,6 +57,7 @@ class RunSettings(_Strict):
     """Everything one enrichment run depends on, split by what invalidates outputs."""
 
     load: LoadSettings = LoadSettings()
+    preprocess: PreprocessSettings = PreprocessSettings()
     segment: SegmentSettings = SegmentSettings()
     recognize: RecognizeSettings = RecognizeSettings()
     device: str = "cpu"
@@ -58,10 +75,27 @@ class RunSettings(_Strict):
             raise ValueError("device must be cpu, cuda, cuda:N or mps")
         return v
 
+    @model_validator(mode="after")
+    def _geometry_kept(self) -> RunSettings:
+        from htr.preprocess import GEOMETRIC
+
+        moved = [s for s in self.preprocess.steps if s in GEOMETRIC]
+        if self.segmentation_from and moved:
+            raise ValueError(f"preprocessing steps {', '.join(moved)} move pixels and cannot be combined with "
+                             "--segmentation-from (the existing lines' coordinates are fixed); "
+                             "only flatten, clahe, denoise and binarize can")
+        return self
+
+    def _preprocess_key(self) -> dict:
+        from htr.preprocess import VERSION
+
+        return {"steps": list(self.preprocess.steps), "version": VERSION}
+
     def output_settings(self) -> dict:
         """The settings that change what a page's outputs contain (part of the resume key)."""
         return {
             "load": self.load.model_dump(),
+            **({"preprocess": self._preprocess_key()} if self.preprocess.steps else {}),
             "segment": self.segment.model_dump(),
             "recognize": self.recognize.model_dump(exclude={"batch_size"}),
             "segmentation_from": self.segmentation_from,

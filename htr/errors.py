@@ -50,3 +50,7 @@ class AltoError(HTRError):
 
 class WorkerDied(HTRError):
     """The worker process handling a page died (out of memory, killed)."""
+
+
+class PreprocessError(HTRError):
+    """Image preprocessing (orientation, deskew, crop, split, photometry) failed on a page."""

@@ -597,6 +597,30 @@ def _file_sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, GTPage]]:
+    """One prediction per scan: the `<id>-L` / `<id>-R` ALTO of a split double page are joined.
+
+    Both halves name the same image (coordinates are in its pixel space), so the ground truth of
+    the double scan is scored against the lines of both.
+    """
+    from dataclasses import replace
+
+    groups: dict[tuple[str, str], list[tuple[Path, GTPage]]] = defaultdict(list)
+    out: list[tuple[Path, GTPage]] = []
+    for path, p in preds:
+        stem = path.stem
+        if stem.endswith(("-L", "-R")):
+            groups[(stem[:-2], p.image_path.name)].append((path, p))
+        else:
+            out.append((path, p))
+    for (_, _), members in groups.items():
+        members.sort(key=lambda m: m[0].stem)  # L before R
+        first_path, first = members[0]
+        lines = tuple(ln for _, p in members for ln in p.lines)
+        out.append((first_path, replace(first, lines=lines)))
+    return out
+
+
 def pair_pages(gt_pages: Sequence[GTPage], preds: Sequence[tuple[Path, GTPage]]) -> tuple[list[tuple[GTPage, Path, GTPage]], list[str]]:
     """Pair predicted pages with GT pages by image base name, by image sha256 when the name is ambiguous."""
     gt_by_name: dict[str, list[GTPage]] = defaultdict(list)
@@ -654,6 +678,7 @@ def evaluate_predictions(
             preds.append((f, read_gt(f, require_image=False)))
         except Exception as e:
             errors.append(_read_error(f, e, "prediction"))
+    preds = merge_split_parts(preds)
     pairs, notes = pair_pages(pages, preds)
     errors += notes
     labels = _labels(pages)

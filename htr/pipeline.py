@@ -109,9 +109,44 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _read(im, seg_given, settings: RunSettings, models: Models, page_id: str):
+    """Segment (unless lines are given) and recognise one image: (segmentation, text, timings)."""
+    t = time.perf_counter()
+    seg = seg_given if seg_given is not None else segment.run(im, settings.segment, settings.device, page_id=page_id)
+    t_seg = time.perf_counter() - t
+    t = time.perf_counter()
+    text = recognize.run(im, seg, models.recognition, settings.recognize, settings.device, page_id=page_id)
+    return seg, text, {"segment": t_seg, "recognize": time.perf_counter() - t}
+
+
+def _confidence(readings) -> float:
+    """Mean word confidence over the parts of a page (0 when nothing was read)."""
+    confs = [w.confidence for _, text, _ in readings for ln in text.lines for w in ln.words]
+    return sum(confs) / len(confs) if confs else 0.0
+
+
+def _add(timings: dict[str, float], more: dict[str, float]) -> None:
+    for k, v in more.items():
+        timings[k] = timings.get(k, 0.0) + v
+
+
+def preprocess_step(info: dict, date: str) -> ProcessingStep:
+    """ALTO `Processing` entry of the preprocessing stage, with what was measured on this page."""
+    from htr.preprocess import VERSION
+
+    return ProcessingStep("preOperation", "image preprocessing (coordinates are those of the original image)",
+                          SOFTWARE, software_version(), {"preprocess_version": VERSION, **info}, date)
+
+
 def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models, key: str) -> PageResult:
-    """Run every stage on one page and write its outputs atomically; never raises for page errors."""
+    """Run every stage on one page and write its outputs atomically; never raises for page errors.
+
+    With preprocessing, segmentation and recognition run on the preprocessed image and their
+    coordinates are mapped back to the original image; a split double page gives two output
+    pages, `<id>-L` and `<id>-R`.
+    """
     from alto.writer import build_alto, page_text, write_alto
+    from htr import preprocess
     from htr.report import write_thumbnail
 
     timings: dict[str, float] = {}
@@ -126,37 +161,74 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
         im = images.open_image(page)
         timings["load"] = time.perf_counter() - t0
 
-        stage, t = "segment", time.perf_counter()
+        steps = settings.preprocess.steps
+        stage, t = "preprocess", time.perf_counter()
+        pre = preprocess.run(im, steps, page_id=ref.id)
+        timings["preprocess"] = time.perf_counter() - t
+
+        given = None
         if ref.segmentation:
             from htr import reuse
 
-            seg = reuse.segmentation_of(ref, im.width, im.height)
-        else:
-            seg = segment.run(im, settings.segment, settings.device, page_id=ref.id)
-        timings["segment"] = time.perf_counter() - t
+            given = reuse.segmentation_of(ref, im.width, im.height)
+        stage = "segment"
+        readings = [_read(p.image, given, settings, models, ref.id) for p in pre.parts]
+        for r in readings:
+            _add(timings, r[2])
+        orient = pre.info.get("orient", {})
+        if orient.get("ambiguous"):
+            # upright or upside down? the recogniser votes: the reading it is surer of wins
+            stage, t = "preprocess", time.perf_counter()
+            alt = preprocess.run(im, steps, page_id=ref.id, turn=orient["turn"] + 180)
+            timings["preprocess"] += time.perf_counter() - t
+            stage = "segment"
+            alt_readings = [_read(p.image, None, settings, models, ref.id) for p in alt.parts]
+            for r in alt_readings:
+                _add(timings, r[2])
+            vote = {"turns": [orient["turn"], (orient["turn"] + 180) % 360],
+                    "confidence": [round(_confidence(readings), 4), round(_confidence(alt_readings), 4)]}
+            if vote["confidence"][1] > vote["confidence"][0]:
+                pre, readings = alt, alt_readings
+            pre.info["orient"] = {**orient, "turn": pre.info["orient"]["turn"], "recogniser_vote": vote}
 
-        stage, t = "recognize", time.perf_counter()
-        text = recognize.run(im, seg, models.recognition, settings.recognize, settings.device, page_id=ref.id)
-        timings["recognize"] = time.perf_counter() - t
+        stage = "map"
+        mapped = [preprocess.to_original(seg, text, p.transform, im.width, im.height)
+                  for p, (seg, text, _) in zip(pre.parts, readings)]
+        pre_step = preprocess_step(pre.info, "") if steps else None
 
-        steps, entities = processing_steps(settings, models, ref), ()
-        if settings.entities:
-            from htr.index.entities import entity_lines, find_entities, ner_step
-
-            stage, t = "entities", time.perf_counter()
-            entities = find_entities(entity_lines(seg, text))
-            steps.append(ner_step(date=steps[0].date))
-            timings["entities"] = time.perf_counter() - t
-
+        parts = []
         stage, t = "write", time.perf_counter()
-        tree = build_alto(page, seg, text, steps, keep_line_ids=bool(ref.segmentation), entities=entities)
-        write_alto(state.alto_path(out, ref.id), tree)
-        atomic.write_text(state.text_path(out, ref.id), page_text(seg, text))
-        write_thumbnail(im, seg, state.thumb_path(out, ref.id))
-        timings["write"] = time.perf_counter() - t
+        part_ids = [f"{ref.id}{p.suffix}" for p in pre.parts]
+        state.remove_outputs(out, [ref.id, f"{ref.id}-L", f"{ref.id}-R"], keep=part_ids)
+        n_lines, confs = 0, []
+        for pid, (seg, text) in zip(part_ids, mapped):
+            part_ref = replace(ref, id=pid)
+            part_page = replace(page, ref=part_ref)
+            steps_alto = processing_steps(settings, models, ref)
+            if pre_step is not None:
+                steps_alto.insert(1, replace(pre_step, date=steps_alto[0].date))
+            entities = ()
+            if settings.entities:
+                from htr.index.entities import entity_lines, find_entities, ner_step
+
+                stage, te = "entities", time.perf_counter()
+                entities = find_entities(entity_lines(seg, text))
+                steps_alto.append(ner_step(date=steps_alto[0].date))
+                _add(timings, {"entities": time.perf_counter() - te})
+                stage = "write"
+            tree = build_alto(part_page, seg, text, steps_alto, keep_line_ids=bool(ref.segmentation), entities=entities)
+            write_alto(state.alto_path(out, pid), tree)
+            atomic.write_text(state.text_path(out, pid), page_text(seg, text))
+            write_thumbnail(im, seg, state.thumb_path(out, pid))
+            n_lines += len(seg.lines)
+            if text.mean_confidence is not None:
+                confs.append(text.mean_confidence)
+            parts.append(pid)
+        timings["write"] = time.perf_counter() - t - timings.get("entities", 0.0)
         if page.path != str(Path(ref.source)) and Path(page.path).parent == work:
             Path(page.path).unlink(missing_ok=True)
-        result = replace(base, status="done", lines=len(seg.lines), mean_confidence=text.mean_confidence)
+        result = replace(base, status="done", lines=n_lines, mean_confidence=sum(confs) / len(confs) if confs else None,
+                         parts=tuple(parts) if len(parts) > 1 else (), preprocess=_slim(pre.info) if steps else None)
     except HTRError as e:
         result = replace(base, error=f"{stage}: {e}")
     except MemoryError:
@@ -168,3 +240,19 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
     state.write_marker(out, result)
     running.unlink(missing_ok=True)
     return result
+
+
+def _slim(info: dict) -> dict:
+    """What run.json keeps of the preprocessing measurements: turn, angle, crop box, gutter."""
+    out = {}
+    if "orient" in info:
+        out["turn"] = info["orient"].get("turn")
+        if "recogniser_vote" in info["orient"]:
+            out["orient_vote"] = info["orient"]["recogniser_vote"]["confidence"]
+    if "deskew" in info:
+        out["skew"] = info["deskew"].get("angle")
+    if "crop" in info:
+        out["crop"] = info["crop"].get("box")
+    if "split" in info:
+        out["gutter"] = info["split"].get("gutter")
+    return out

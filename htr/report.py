@@ -93,7 +93,8 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
     scored = sorted((r for r in results if r.mean_confidence is not None), key=lambda r: r.mean_confidence)
     parts.append("<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>")
     parts += [
-        f"<tr><td><a href='alto/{e(r.page_id)}.xml'>{e(r.page_id)}</a></td><td>{r.mean_confidence:.3f}</td><td>{r.lines}</td></tr>"
+        f"<tr><td>{' '.join(f'<a href={chr(39)}alto/{e(p)}.xml{chr(39)}>{e(p)}</a>' for p in r.output_ids)}</td>"
+        f"<td>{r.mean_confidence:.3f}</td><td>{r.lines}</td></tr>"
         for r in scored[:low]
     ]
     parts.append("</table>")
@@ -102,10 +103,11 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
         if r.status == "failed":
             continue
         conf = f"{r.mean_confidence:.2f}" if r.mean_confidence is not None else "–"
-        parts.append(
-            f"<figure><a href='text/{e(r.page_id)}.txt'><img loading='lazy' src='thumbs/{e(r.page_id)}.jpg' alt='{e(r.page_id)}'></a>"
-            f"<figcaption>{e(r.page_id)} — {r.lines} lines, confidence {conf}</figcaption></figure>"
-        )
+        for pid in r.output_ids:
+            parts.append(
+                f"<figure><a href='text/{e(pid)}.txt'><img loading='lazy' src='thumbs/{e(pid)}.jpg' alt='{e(pid)}'></a>"
+                f"<figcaption>{e(pid)} — {r.lines} lines, confidence {conf}</figcaption></figure>"
+            )
     parts.append("</div>")
     if ignored:
         parts.append(f"<details><summary>Ignored files ({len(ignored)}): not images</summary><table>")

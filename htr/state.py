@@ -16,7 +16,7 @@ from htr.config import RunSettings, digest
 from htr.types import PageRef, PageResult
 
 # Bump when a change in this code changes what a page's outputs contain.
-PIPELINE_VERSION = "2"  # 2: named entities in the ALTO
+PIPELINE_VERSION = "2"  # 2: named entities in the ALTO (preprocessing has its own version in the key)
 
 
 def page_key(ref: PageRef, model_hashes: dict[str, str], settings: RunSettings) -> str:
@@ -73,7 +73,16 @@ def is_done(out: Path, page_id: str, key: str) -> PageResult | None:
     prev = read_marker(out, page_id)
     if prev is None or prev.status != "done" or prev.key != key:
         return None
-    alto = alto_path(out, page_id)
-    if not alto.is_file() or not text_path(out, page_id).is_file() or not is_valid(alto):
-        return None
+    for pid in prev.output_ids:
+        alto = alto_path(out, pid)
+        if not alto.is_file() or not text_path(out, pid).is_file() or not is_valid(alto):
+            return None
     return prev
+
+
+def remove_outputs(out: Path, page_ids: list[str], keep: list[str]) -> None:
+    """Delete ALTO, text and thumbnail of `page_ids` not in `keep` (a page now split, or no longer split)."""
+    for pid in page_ids:
+        if pid not in keep:
+            for p in (alto_path(out, pid), text_path(out, pid), thumb_path(out, pid)):
+                p.unlink(missing_ok=True)

@@ -207,10 +207,17 @@ class PageResult:
     mean_confidence: float | None = None
     key: str = ""
     worker: str = ""
+    parts: tuple[str, ...] = ()  # output page ids when the page was split (`<id>-L`, `<id>-R`)
+    preprocess: dict[str, Any] | None = None  # measured turn, skew, crop box, gutter
+
+    @property
+    def output_ids(self) -> tuple[str, ...]:
+        """The page ids this result wrote ALTO for."""
+        return self.parts or (self.page_id,)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PageResult:
-        return cls(**d)
+        return cls(**{**d, "parts": tuple(d.get("parts") or ())})
