@@ -23,16 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # set -> configurations measured on it (each a --preprocess value)
+# Kept in the results, not re-run: "geometry" = orient,deskew,crop,split (first candidate profile,
+# deskew from 1 degree), "deskew-1deg" (the deskew step turning pages from 1 degree),
+# "geometry+flatten" = deskew,split,flatten,denoise (second candidate; not measured on noise/double),
+# "geometry+denoise" = deskew,split,denoise (third candidate; not measured on noise/double).
 PLAN: dict[str, tuple[str, ...]] = {
-    "real": ("none", "orient", "deskew", "crop", "split", "flatten", "clahe", "denoise", "binarize", "default"),
-    "skew": ("none", "deskew", "default"),
-    "rot90": ("none", "orient", "default"),
-    "rot180": ("none", "orient", "default"),
-    "border": ("none", "crop", "default"),
-    "contrast": ("none", "flatten", "clahe", "default"),
-    "noise": ("none", "denoise", "default"),
-    "double": ("none", "split", "default"),
+    "real": ("none", "orient", "deskew-1deg", "deskew", "crop", "split", "flatten", "clahe", "denoise", "binarize",
+             "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "skew": ("none", "deskew-1deg", "deskew", "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "rot90": ("none", "orient", "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "rot180": ("none", "orient", "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "border": ("none", "crop", "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "contrast": ("none", "flatten", "clahe", "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "noise": ("none", "denoise", "geometry", "default"),
+    "double": ("none", "split", "geometry", "default"),
 }
+HISTORICAL = {"deskew-1deg", "geometry", "geometry+flatten", "geometry+denoise"}
 
 
 def _settings(config: str, model: str):
@@ -82,6 +88,37 @@ def run_config(gt_files: list[Path], out: Path, config: str, model: str, pool: P
     }
 
 
+def large_page(megapixels: float = 250.0, steps: str = "deskew,crop,split,flatten,denoise") -> dict:
+    """Peak memory and time of preprocessing one synthetic scan of `megapixels` (run in a child process)."""
+    import subprocess
+
+    code = f"""
+import json, resource, time, math
+import numpy as np, cv2
+from PIL import Image
+from htr import preprocess as P
+h = int(math.sqrt({megapixels} * 1e6 * 1.33)); w = int({megapixels} * 1e6 / h)
+img = np.full((h, w, 3), 235, np.uint8)
+step, word = max(8, h // 60), max(6, h // 120)
+for y in range(h // 10, h - h // 10, step):  # lines of dark 'words', turned 3 degrees below
+    for x in range(w // 10, w - w // 10 - word, 2 * word):
+        img[y:y + max(2, h // 200), x:x + word] = 40
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+back, nw, nh = P._rotation(3.0, w, h)
+img = P._warp(img, back, nw, nh, border=(235, 235, 235))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+pre = P.run(Image.fromarray(img), P.parse_steps("{steps}"))
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"megapixels": round(nw * nh / 1e6, 1), "steps": "{steps}", "seconds": round(dt, 1),
+                  "peak_rss_mb": round(peak / 1024), "rss_before_mb": round(before / 1024),
+                  "page_rgb_mb": round(nw * nh * 3 / 2**20), "skew": pre.info.get("deskew", {{}}).get("angle")}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def table(results: dict) -> str:
     rows = ["| set | preprocess | CER | line recall | preprocess s/page | segment s/page | pages |",
             "|---|---|---:|---:|---:|---:|---:|"]
@@ -104,12 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", help="only these configurations (comma-separated)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--large", type=float, metavar="MP", help="only measure memory/time on one synthetic MP-megapixel scan")
     ap.add_argument("--force", action="store_true", help="measure again what WORK/preprocess_eval.json already holds")
     ap.add_argument("--results", help="merge the summary into this JSON file (bench/results.json)")
     args = ap.parse_args(argv)
 
     from alto.gt import find_gt_files
 
+    if args.large:
+        r = large_page(args.large)
+        print(json.dumps(r))
+        if args.results:
+            path = Path(args.results)
+            data = json.loads(path.read_text()) if path.exists() else {}
+            data.setdefault("preprocess", {})["large_page"] = r
+            path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        return 0
     work = Path(args.work)
     gt_files = sorted(find_gt_files(args.gt))
     sets = [s for s in args.sets.split(",") if s]
@@ -127,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             files = gt_files if s == "real" else sorted(find_gt_files([degraded / s]))
             done = {r["config"]: r for r in results.get(s, [])}
             for config in PLAN[s]:
-                if (only and config not in only) or (config in done and not args.force):
+                if (only and config not in only) or (config in done and not args.force) or config in HISTORICAL:
                     continue
                 r = run_config(files, work / "runs" / s / config, config, args.model, pool)
                 done[config] = r

@@ -86,7 +86,7 @@ def _enrich(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-DEFAULT_PREPROCESS = "none"
+DEFAULT_PREPROCESS = "default"  # the measured profile (docs/PREPROCESSING.md)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:

@@ -255,4 +255,7 @@ def _slim(info: dict) -> dict:
         out["crop"] = info["crop"].get("box")
     if "split" in info:
         out["gutter"] = info["split"].get("gutter")
+    for name in ("denoise", "denoise-L", "denoise-R"):
+        if name in info:
+            out[name] = info[name].get("h")
     return out

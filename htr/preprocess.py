@@ -26,8 +26,9 @@ VERSION = "1"  # bump when a change here changes what a page's outputs contain (
 ESTIMATE_SIDE = 1600  # long side of the copy on which geometry is estimated
 MAX_SKEW = 10.0  # degrees searched either way
 # Below this, pages are left as they are: Kraken's baseline segmentation and line dewarping
-# absorb small skews, and resampling the page softens typewritten strokes (measured: CER rose).
-MIN_SKEW = 1.0
+# absorb small skews, and resampling costs more than it gains (measured on real pages: turning
+# two registers skewed 1.7 and 1.9 degrees lowered line recall; docs/PREPROCESSING.md).
+MIN_SKEW = 2.0
 STRIP_ROWS = 2048  # rows per strip for photometric steps
 
 GEOMETRIC = ("orient", "deskew", "crop", "split")
@@ -37,7 +38,7 @@ STEPS = GEOMETRIC + PHOTOMETRIC
 # Named profiles. `default` holds the steps measured to help (docs/PREPROCESSING.md).
 PROFILES: dict[str, tuple[str, ...]] = {
     "none": (),
-    "default": ("orient", "deskew", "crop", "split"),
+    "default": ("deskew", "split"),
     "geometry": ("orient", "deskew", "crop", "split"),
     "all": ("orient", "deskew", "crop", "split", "flatten", "clahe", "denoise"),
 }

@@ -215,3 +215,17 @@ def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordin
     assert ev["line_recall"] >= 0.8 and ev["cer"] < 0.35, ev
     marker = json.loads(state.marker_path(tmp_path / "out", "scan").read_text())
     assert abs(marker["preprocess"]["skew"] - 3.0) <= 0.5
+
+
+def test_command_line_preprocess_option_reaches_the_settings():
+    from htr.cli import DEFAULT_PREPROCESS, parser, settings_from
+
+    args = parser().parse_args(["enrich", "in", "-o", "out", "--preprocess", "split,deskew"])
+    assert settings_from(args).preprocess.steps == ("deskew", "split")
+    args = parser().parse_args(["enrich", "in", "-o", "out"])
+    assert settings_from(args).preprocess.steps == P.parse_steps(DEFAULT_PREPROCESS)
+    # with --segmentation-from the default is no preprocessing (the lines' pixels must not move)
+    args = parser().parse_args(["enrich", "in", "-o", "out", "--segmentation-from", "alto"])
+    assert settings_from(args, segmentation_from="alto").preprocess.steps == ()
+    with pytest.raises(ConfigError, match="unknown preprocessing step"):
+        settings_from(parser().parse_args(["enrich", "in", "-o", "out", "--preprocess", "sharpen"]))
