@@ -46,6 +46,8 @@ def test_few_minutes_of_fine_tuning_lower_validation_cer(gt_dir, tmp_path, prefe
                          work=str(tmp_path / "work"))
     after = result["evaluation"]["overall"]
 
+    print(f"fine-tuning {BUDGET_MINUTES} min on {result['model']['training_data']}: validation CER "
+          f"{before['cer']:.2%} -> {after['cer']:.2%} on {after['scored_lines']} lines")
     assert result["model"]["file"] == "riant.safetensors"
     assert before["scored_lines"] == after["scored_lines"] > 100
     # measurably better on pages it never saw
