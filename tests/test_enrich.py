@@ -180,7 +180,9 @@ def test_killed_cli_run_resumes_to_identical_outputs(tmp_path, enriched):
     out = tmp_path / "out"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
-    cmd = [sys.executable, "-m", "htr.cli", "enrich", str(src), "-o", str(out), "--workers", "1", "-q"]
+    # the reference run used RunSettings() (no preprocessing): same settings here, so the bytes can match
+    cmd = [sys.executable, "-m", "htr.cli", "enrich", str(src), "-o", str(out), "--workers", "1", "-q",
+           "--preprocess", "none"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
