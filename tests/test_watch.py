@@ -184,12 +184,12 @@ def test_htr_watch_serves_a_schedule_with_its_own_server_and_stops_cleanly(tmp_p
            "--model", model.path]
     with open(tmp_path / "watch.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        children: set[int] = set()
+        children: dict[int, psutil.Process] = {}
         try:
             deadline = time.time() + 150
             while time.time() < deadline and not (out / "run.json").exists():
                 assert proc.poll() is None, (tmp_path / "watch.log").read_text()[-3000:]
-                children |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+                children.update({c.pid: c for c in psutil.Process(proc.pid).children(recursive=True)})
                 time.sleep(1)
             assert (out / "run.json").exists(), (tmp_path / "watch.log").read_text()[-3000:]
             doc = json.loads((out / "run.json").read_text())
@@ -203,7 +203,16 @@ def test_htr_watch_serves_a_schedule_with_its_own_server_and_stops_cleanly(tmp_p
                 proc.wait()
                 rc = None
     assert rc == 0, (tmp_path / "watch.log").read_text()[-3000:]
-    assert not [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    # Process objects, not bare pids: a pid reused by an unrelated process is not a leftover child
+    _, alive = psutil.wait_procs(list(children.values()), timeout=15)
+    assert not [p.pid for p in alive if _still_there(p)]
+
+
+def _still_there(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefect_harness):
