@@ -481,9 +481,8 @@ def flatten(img: np.ndarray) -> StepResult:
 def clahe(img: np.ndarray) -> StepResult:
     """Contrast-limited adaptive histogram equalisation (OpenCV CLAHE) of the grey image."""
     gray = to_gray(img)
-    tile = max(8, min(gray.shape) // 250)
     op = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
-    return StepResult((op.apply(gray),), (Transform(),), {"clip_limit": 2.0, "tile": tile})
+    return StepResult((op.apply(gray),), (Transform(),), {"clip_limit": 2.0, "tiles": [8, 8]})
 
 
 def denoise(img: np.ndarray) -> StepResult:
@@ -504,7 +503,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     conv = np.abs(cv2.filter2D(g, -1, k))[1:-1, 1:-1]
     conv = conv[conv < np.percentile(conv, 90)]  # strokes are not noise
     h, w = g.shape
-    return float(math.sqrt(math.pi / 2) * conv.sum() / (6 * max(1, conv.size))) * 1.0 if (h > 2 and w > 2) else 0.0
+    return float(math.sqrt(math.pi / 2) * conv.sum() / (6 * max(1, conv.size))) if (h > 2 and w > 2) else 0.0
 
 
 def binarize(img: np.ndarray, window: int = 0, k: float = 0.2) -> StepResult:
