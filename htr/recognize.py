@@ -6,6 +6,7 @@ taken from Kraken's character cuts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from functools import lru_cache
 
@@ -100,3 +101,27 @@ def run(
     except Exception as e:
         raise RecognitionError(f"kraken recognition failed: {type(e).__name__}: {e}", page_id=page_id) from e
     return PageText(tuple(results.get(ln.id, LineText(ln.id, "", 0.0, ())) for ln in seg.lines))
+
+
+def line_images(image: Image.Image, seg: PageSegmentation, height: int) -> list[tuple[str, Image.Image | None]]:
+    """The line crops recognition sees (Kraken's polygon extraction, RGB, scaled to `height`), for training.
+
+    A line Kraken cannot extract (polygon outside the page, degenerate) comes back as None.
+    """
+    from kraken.lib.functional_im_transforms import pil_fixed_resize
+    from kraken.lib.segmentation import extract_polygons
+
+    out: list[tuple[str, Image.Image | None]] = []
+    kseg = segment.to_kraken(seg)
+    for kline in kseg.lines:
+        one = dataclasses.replace(kseg, lines=[kline])
+        try:
+            crop, _ = next(extract_polygons(image, one))
+        except (ValueError, StopIteration):
+            out.append((kline.id, None))
+            continue
+        if 0 in crop.size:
+            out.append((kline.id, None))
+            continue
+        out.append((kline.id, pil_fixed_resize(crop.convert("RGB"), (height, 0))))
+    return out

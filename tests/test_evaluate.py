@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 from PIL import Image
 
-from alto.gt import GTPage, find_gt_files, read_gt
+from alto.gt import GTPage, find_gt_files, normalize_text, read_gt
 from alto.writer import build_alto, write_alto
 from htr.evaluate import (
     EvalResult,
@@ -68,6 +68,38 @@ def test_cer_wer_hand_computed():
     assert cer("abc", "abc") == (0, 3)
     assert cer("kitten", "sitting") == (3, 6)
     assert wer("le chat noir", "le chien noir blanc") == (2, 3)
+
+
+def test_cer_counts_grapheme_clusters_after_nfc():
+    # q + combining tilde (an abbreviation mark with no precomposed form) is one character, one edit
+    assert cer("q\u0303 dit", "q dit") == (1, 5)
+    assert cer("e\u0301te\u0301", "été") == (0, 3)  # NFD and NFC spell the same text
+
+
+@pytest.mark.gt
+def test_cer_equals_dinglehopper_on_real_lines(gt_dir):
+    """Line by line, our CER is dinglehopper's (OCR-D's reference tool) on real ground truth with
+    deterministic damage: dropped letters, stripped accents, abbreviation marks added."""
+    import unicodedata
+
+    from dinglehopper.character_error_rate import character_error_rate_n
+
+    pages = [read_gt(f) for f in find_gt_files([gt_dir / SOEUR, gt_dir / "lectaurep-bronod"])]
+    refs = [ln.text for p in pages for ln in p.lines if ln.text][:120]
+    assert len(refs) >= 100
+
+    def damage(text: str, k: int) -> str:
+        if k % 3 == 0:
+            return "".join(c for i, c in enumerate(text) if i % 7 != 3)
+        if k % 3 == 1:
+            return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+        return text.replace("p", "p\u0303").replace("e", "ẽ")
+
+    for k, ref in enumerate(refs):
+        hyp = normalize_text(damage(ref, k))  # our always-on normalisation folds the spaces a drop doubles
+        edits, n = cer(ref, hyp)
+        rate, n_dh = character_error_rate_n(ref, hyp)
+        assert (n, edits) == (n_dh, round(rate * n_dh)), (ref, hyp)
 
 
 def test_empty_hypothesis_and_reference():
