@@ -416,12 +416,14 @@ def finetune_ppocr(lines_path: Path, base: Path, work: Path, val_docs: set[str],
     train, val = lines.split(val_docs)
     if not len(train):
         raise ValueError("no training lines left after holding out the validation documents")
-    start = work / "start.safetensors"
-    if (work / "last.pt").is_file() and start.is_file():
-        model = ppocr_model.load(start)  # same codec as the checkpoint; weights come from last.pt
+    if (work / "last.pt").is_file():
+        # resuming: the base gives the network's shape and codec (extended exactly as at the start);
+        # every weight comes from the checkpoint, so the checkpoint is all a later session needs
+        model = ppocr_model.load(base)
+        added = model.extend(train.charset())
+        model.extra["training"] = {"added_characters": "".join(added), "base_sha256": _sha(base)}
     else:
         model = start_from_base(base, train, settings)
-        ppocr_model.save(model, start)
     history = finetune.finetune(model, train, val, settings, work, log=log)
     return {"best": str(work / "best.safetensors"), "history": history,
             "training_documents": train.documents(), "validation_documents": val.documents(),
