@@ -44,7 +44,7 @@ def run_finetune(lines: str, base: str, work: str, val_docs: list[str], settings
 
 
 def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir: Path, val_docs: list[str] | None,
-                 settings: dict, t0: float) -> dict:
+                 settings: dict, t0: float, compare_base: bool = True) -> dict:
     """Fine-tune a PP-OCRv6 model (htr.finetune) and export it like a ketos-trained one."""
     from htr.ppocr_model import load
 
@@ -78,7 +78,8 @@ def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir:
     }
     record = T.export_file(Path(run["best"]), directory, name, entry)
     split = {"validation": {"documents": run["validation_documents"]}}
-    evaluation = T.evaluate_and_card(directory, name, split, run, time.monotonic() - t0, settings.get("device", "cpu"))
+    evaluation = T.evaluate_and_card(directory, name, split, run, time.monotonic() - t0, settings.get("device", "cpu"),
+                                     compare={f"base `{Path(base).name}`": str(base)} if compare_base else None)
     return {"model": record, "evaluation": evaluation}
 
 
@@ -93,6 +94,7 @@ def train_model(
     spec: str = T.SMALL_SPEC,
     work: str | None = None,
     finetune: dict | None = None,
+    compare_base: bool = True,
 ) -> dict:
     """Train a recognition model into `output` (models/NAME): weights, card, manifest entry, evaluation.
 
@@ -108,7 +110,7 @@ def train_model(
         settings = {**(finetune or {}), "device": device}
         if budget_minutes is not None:
             settings["minutes"] = budget_minutes
-        return _train_ppocr(gt, out, directory, base, work_dir, val_docs, settings, t0)
+        return _train_ppocr(gt, out, directory, base, work_dir, val_docs, settings, t0, compare_base)
     split = prepare_datasets(gt, str(work_dir), val_docs)
     run = run_ketos(str(work_dir), base, budget_minutes, device, spec)
     entry = {

@@ -293,6 +293,8 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
         torch.set_rng_state(ck["torch_rng"])
         if ck.get("codec") != model.codec:
             raise ValueError(f"{ckpt_path}: checkpoint codec differs from the model's; start a new work folder")
+        if not (work / "best.safetensors").is_file():  # only the checkpoint was kept: the next check sets a best
+            hist.best_cer = hist.best_step = None
         log(f"resumed at step {hist.step} (best CER {hist.best_cer}) from {ckpt_path}")
 
     def checkpoint() -> None:
@@ -362,7 +364,7 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
             net.train()
             _set_bn_mode(net, s.bn_mode)
             checkpoint()
-    if not hist.checks or hist.checks[-1]["step"] != hist.step:
+    if not hist.checks or hist.checks[-1]["step"] != hist.step or not (work / "best.safetensors").is_file():
         validate()
     checkpoint()
     net.eval()

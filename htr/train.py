@@ -333,12 +333,31 @@ def record_evaluation(directory: Path, name: str, evaluation: dict) -> dict:
     return entry
 
 
-def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s: float, device: str = "cpu") -> dict:
-    """Evaluate the exported model on the validation documents; write its card and manifest CER."""
-    evaluation = evaluate_validation(split["validation"]["documents"], name, directory, device)
+def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s: float, device: str = "cpu",
+                      compare: dict[str, str] | None = None) -> dict:
+    """Evaluate the exported model on the validation documents; write its card and manifest CER.
+
+    `compare`: other models (label -> name or file, e.g. the base) scored on the same documents and
+    shown beside it in the card.
+    """
+    docs = split["validation"]["documents"]
+    evaluation = evaluate_validation(docs, name, directory, device)
     entry = record_evaluation(directory, name, evaluation)
-    write_card(directory, name, entry, evaluation)
+    others = {label: evaluate_validation(docs, model, directory, device) for label, model in (compare or {}).items()}
+    write_card(directory, name, entry, evaluation, comparison_table(name, evaluation, others) if others else "")
     return evaluation
+
+
+def comparison_table(name: str, evaluation: dict, others: dict[str, dict]) -> str:
+    """Markdown table: CER per validation document for this model and the others."""
+    cols = [*others, f"`{name}`"]
+    evals = [*others.values(), evaluation]
+    docs = sorted(evaluation.get("documents", {}))
+    fmt = lambda e, d: f"{e['documents'][d]['cer']:.2%}" if d in e.get("documents", {}) else "–"  # noqa: E731
+    rows = "\n".join(f"| {d} | " + " | ".join(fmt(e, d) for e in evals) + " |" for d in docs)
+    overall = "| **overall** | " + " | ".join(f"{e['overall']['cer']:.2%}" for e in evals) + " |"
+    return ("## Compared on the same validation documents (recognition only, Kraken inference)\n\n"
+            f"| document | {' | '.join(cols)} |\n|---|{'---:|' * len(cols)}\n{rows}\n{overall}\n")
 
 
 # --------------------------------------------------------------------------- PP-OCRv6 fine-tuning
