@@ -6,23 +6,36 @@ STAMP   := $(VENV)/.installed
 OUT     ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench bench-scaleout samples clean train-gpu-bundle train-gpu
+.PHONY: install run test test-fast bench bench-scaleout samples clean train-gpu-bundle train-gpu viewer
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps $$($(BIN)/python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['htr']['install-without-deps']))")
 	touch $(STAMP)
 
-install: $(STAMP)
+# The reading room's browser assets (`htr serve`): OpenSeadragon from the npm registry, pinned by
+# web/package-lock.json, copied into the package's static folder (not kept in git).
+VIEWER_JS := htr/portal/static/vendor/openseadragon.min.js
+
+$(VIEWER_JS): web/package.json web/package-lock.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(@D)
+	cp web/node_modules/openseadragon/build/openseadragon/openseadragon.min.js $@
+	cp web/node_modules/openseadragon/LICENSE.txt $(@D)/openseadragon-LICENSE.txt
+
+viewer: $(VIEWER_JS)
+
+install: $(STAMP) $(VIEWER_JS)
 
 run: $(STAMP)
 	$(BIN)/htr enrich sample_images -o $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(VIEWER_JS)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(VIEWER_JS)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -48,4 +61,4 @@ samples: $(STAMP)
 	$(BIN)/python sample_images/make_samples.py
 
 clean:
-	rm -rf $(OUT) build *.egg-info .pytest_cache
+	rm -rf $(OUT) build *.egg-info .pytest_cache web/node_modules htr/portal/static/vendor

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from lxml import etree
 
+from htr import safexml
+from htr.errors import XmlError
+
 Point = tuple[int, int]
 
 
@@ -158,7 +161,7 @@ def read_gt(path: str | Path, require_image: bool = True) -> GTPage:
     unresolved name beside the XML): used to read predicted ALTO kept apart from its images.
     """
     path = Path(path)
-    root = etree.parse(str(path), etree.XMLParser(huge_tree=True)).getroot()
+    root = safexml.parse(path).getroot()  # XmlError: refused or not well-formed
     local = etree.QName(root).localname
     if local == "alto":
         return _read_alto(path, root, require_image)
@@ -167,19 +170,29 @@ def read_gt(path: str | Path, require_image: bool = True) -> GTPage:
     raise ValueError(f"{path}: not ALTO or PAGE (root element <{local}>)")
 
 
-def find_gt_files(sources: list[str | Path], prefer: str = "alto") -> list[Path]:
-    """All ALTO/PAGE XML files under the sources; when a document has both, keep `prefer` only."""
+def find_gt_files(
+    sources: list[str | Path], prefer: str = "alto", problems: list[tuple[str, str]] | None = None
+) -> list[Path]:
+    """All ALTO/PAGE XML files under the sources; when a document has both, keep `prefer` only.
+
+    Files that cannot be read as XML (refused, not well-formed) or are not ALTO/PAGE are left
+    out; with `problems` given, each is appended to it as (path, one-line reason).
+    """
     found: list[Path] = []
     for src in sources:
         src = Path(src)
         files = [src] if src.is_file() else sorted(src.rglob("*.xml"))
         for f in files:
             try:
-                local = etree.QName(etree.parse(str(f)).getroot()).localname
-            except (etree.XMLSyntaxError, OSError):  # not well-formed / unreadable: not ground truth
+                local = safexml.root_name(f)
+            except XmlError as e:  # refused, not well-formed, unreadable: not ground truth
+                if problems is not None:
+                    problems.append((str(f), e.message))
                 continue
             if local in ("alto", "PcGts"):
                 found.append(f)
+            elif problems is not None:
+                problems.append((str(f), f"not ALTO or PAGE (root element <{local}>)"))
     # drop PAGE duplicates of pages that also exist as ALTO (lectaurep-bronod alto/ + page/)
     other = "page" if prefer == "alto" else "alto"
     keep = []

@@ -33,7 +33,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from htr.errors import AltoError
+from htr import safexml
+from htr.errors import AltoError, XmlError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DEFAULT_XSD = SCHEMA_DIR / "alto-4-4.xsd"
@@ -75,11 +76,10 @@ def schema(path: Path | None = None) -> etree.XMLSchema:
 @functools.lru_cache(maxsize=8)
 def _schema(path: str) -> etree.XMLSchema:
     xsd = Path(path)
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
     try:
-        doc = etree.parse(str(xsd), parser)
-    except (OSError, etree.XMLSyntaxError) as exc:
-        raise AltoError(f"cannot read schema: {exc}", path=path) from exc
+        doc = safexml.parse(xsd)
+    except XmlError as exc:
+        raise AltoError(f"cannot read schema: {exc.message}", path=path) from exc
     for el in doc.getroot().iter(f"{{{XSD_NS}}}import", f"{{{XSD_NS}}}include"):
         loc = el.get("schemaLocation") or ""
         if "://" not in loc or loc.startswith("file:"):
@@ -99,8 +99,7 @@ def _schema(path: str) -> etree.XMLSchema:
 
 
 def _parse(path: Path) -> etree._ElementTree:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
-    return etree.parse(str(path), parser)
+    return safexml.parse(path)  # raises XmlError: refused (DTD, entities, size, depth) or not well-formed
 
 
 def _local(el: etree._Element) -> str:
@@ -293,10 +292,8 @@ def validate_file(path: Path | str, xsd_path: Path | None = None) -> list[Proble
     xsd = schema(xsd_path)
     try:
         doc = _parse(Path(path))
-    except etree.XMLSyntaxError as exc:
-        return [Problem(where, None, "xml", f"line {exc.lineno}: not well-formed XML: {exc.msg}")]
-    except OSError as exc:
-        return [Problem(where, None, "xml", f"cannot read: {exc.strerror or exc}")]
+    except XmlError as exc:
+        return [Problem(where, None, "xml", exc.message)]
     return _xsd_problems(doc, xsd, where) + _rule_problems(doc, where)
 
 
@@ -323,7 +320,7 @@ def is_valid(path: Path | str, xsd_path: Path | None = None) -> bool:
     """
     try:
         doc = _parse(Path(path))
-    except (etree.XMLSyntaxError, OSError):
+    except XmlError:
         return False
     with _validate_lock:
         ok = schema(xsd_path).validate(doc)

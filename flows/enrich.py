@@ -1,25 +1,35 @@
 """Prefect flow `enrich-collection`: pages in worker processes, one task per page.
 
-Thin by design: planning, page processing and reporting live in `htr`.
+Thin by design: checks, planning, page processing and reporting live in `htr`.
 A worker process that dies (OOM killer, segfault) breaks the process pool;
 the pages it was running are retried one at a time in a fresh pool, and a
 page that kills its worker again is recorded as failed. The rest go on.
+
+The flow holds the output folder's run lock (htr.runlock), runs the same checks as
+`htr enrich` (htr.preflight), submits pages a few at a time so that it can stop taking
+new ones (disk full; more failed pages than `max_failures` allows, htr.collection.Budget),
+keeps run.json up to date as pages finish (htr.runrecord), and ends Failed, with its
+summary in a RunFailed, when the run stopped or failed too many pages.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
+from prefect.states import Failed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows import artifacts
-from htr import collection, pipeline, state
+from htr import collection, pipeline, preflight, runlock, state
 from htr.config import RunSettings, default_workers
+from htr.errors import RunFailed
+from htr.runrecord import RunRecord
 from htr.types import PageRef, PageResult
 
 Listener = Callable[[str, object], None]
@@ -27,7 +37,8 @@ _listeners: list[Listener] = []
 
 
 def add_listener(fn: Listener) -> None:
-    """Receive ("plan", Plan) once, then ("page", PageResult) per finished page (main process only)."""
+    """Receive ("planning", (what, done, total)) while planning, ("warning", str), ("plan", Plan) once,
+    then ("page", PageResult) per finished page (main process only)."""
     _listeners.append(fn)
 
 
@@ -41,8 +52,13 @@ def _emit(kind: str, payload: object) -> None:
         fn(kind, payload)
 
 
-def init_worker(threads: int) -> None:
-    """Run once per worker process: bound torch/BLAS threads so workers do not fight for cores."""
+def init_worker(threads: int, parent_pid: int | None = None) -> None:
+    """Run once per worker process: bound torch/BLAS threads so workers do not fight for cores;
+    with `parent_pid`, end this worker as soon as that process dies (htr.lifeline)."""
+    if parent_pid is not None:
+        from htr.lifeline import watch_parent
+
+        watch_parent(parent_pid)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -67,7 +83,8 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None)
     resource GPU=1 (start GPU workers with `dask worker ... --resources GPU=1`).
     """
     if not cluster:
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker, initargs=(settings.threads_per_worker,))
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker,
+                                     initargs=(settings.threads_per_worker, os.getpid()))
     import contextlib
 
     import dask
@@ -90,37 +107,47 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None)
 
 
 def _run_pool(
-    refs: list[PageRef], workers: int, plan: collection.Plan, settings: RunSettings, cluster: str | None = None
-) -> tuple[list[PageResult], list[PageRef], list[PageRef]]:
-    """Run pages in one pool; returns (results, pages never started, pages running when the pool broke)."""
+    refs: list[PageRef], workers: int, plan: collection.Plan, settings: RunSettings, budget: collection.Budget,
+    cluster: str | None = None,
+) -> tuple[list[PageRef], list[PageRef]]:
+    """Run pages in one pool, a few in flight at a time, until done, the pool breaks or `budget` stops.
+
+    Each result is emitted and counted as it comes. Returns (pages never started, pages running
+    when the pool broke).
+    """
     out = Path(plan.output)
-    results: list[PageResult] = []
-    lost: list[PageRef] = []
+    queue, inflight, lost = deque(refs), {}, []
+    window = max(2 * workers, 256) if cluster else 2 * workers  # keeps every worker busy, nothing more
     params = {"output": plan.output, "settings": settings.model_dump(), "models": plan.models.to_dict()}
     with make_runner(workers, settings, cluster) as runner:
-        futures = {runner.submit(enrich_page, {"ref": r.to_dict(), "key": plan.keys[r.id], **params}): r for r in refs}
-        for fut in as_completed(list(futures)):
-            ref = futures[fut]
+        while queue or inflight:
+            while queue and len(inflight) < window and not budget.stopped and not lost:
+                ref = queue.popleft()
+                inflight[runner.submit(enrich_page, {"ref": ref.to_dict(), "key": plan.keys[ref.id], **params})] = ref
+            if not inflight:
+                break
+            fut = next(as_completed(list(inflight)))
+            ref = inflight.pop(fut)
             try:
                 res = PageResult.from_dict(fut.result())
             except Exception as exc:  # BrokenProcessPool, crashed task: sorted out below
-                if type(exc).__name__ == "KilledWorker":  # Dask already retried it on other workers
-                    state.running_path(out, ref.id).unlink(missing_ok=True)
-                    res = collection.worker_died(
-                        ref, plan.keys[ref.id], out,
-                        "Dask worker died while processing this page, on every worker that tried it "
-                        "(killed, or out of memory?; distributed.scheduler.allowed-failures)",
-                    )
-                    results.append(res)
-                    _emit("page", res)
+                if type(exc).__name__ != "KilledWorker":
+                    lost.append(ref)  # the pool is broken: submit nothing more to it
                     continue
-                lost.append(ref)
-                continue
-            results.append(res)
-            _emit("page", res)
+                state.running_path(out, ref.id).unlink(missing_ok=True)  # Dask already retried it elsewhere
+                res = collection.worker_died(
+                    ref, plan.keys[ref.id], out,
+                    "Dask worker died while processing this page, on every worker that tried it "
+                    "(killed, or out of memory?; distributed.scheduler.allowed-failures)",
+                )
+            _record(res, budget)
     suspects = [r for r in lost if state.running_path(out, r.id).exists()]
-    unstarted = [r for r in lost if r not in suspects]
-    return results, unstarted, suspects
+    return [r for r in lost if r not in suspects] + list(queue), suspects
+
+
+def _record(res: PageResult, budget: collection.Budget) -> None:
+    budget.add(res)
+    _emit("page", res)
 
 
 @flow(name="enrich-collection", log_prints=True)
@@ -128,43 +155,86 @@ def enrich_collection(sources: list[str], output: str, settings: dict | None = N
     """Enrich every page under `sources` into `output` (ALTO, text, run.json, report.html).
 
     `cluster`: address of an existing Dask scheduler ("tcp://HOST:8786") to run the page tasks on,
-    instead of local worker processes.
+    instead of local worker processes. Ends Failed (RunFailed, with the summary) when more pages
+    failed than `max_failures` allows, or when the run stopped taking pages (disk full).
     """
     t0 = time.perf_counter()
     cfg = RunSettings(**(settings or {}))
+    with runlock.exclusive(output):
+        preflight.check(output, cfg)  # the same one-line checks as `htr enrich`, for deployments
+        summary = _enrich(sources, output, cfg, cluster, t0)
+    if summary["status"] != "completed":
+        why = summary.get("stopped") or (f"{summary['failed']} of {summary['pages']} pages failed "
+                                         f"({summary['failure_ratio']:.1%}), above max_failures {cfg.max_failures:.1%}")
+        return Failed(message=why, data=RunFailed(why, summary, path=str(Path(output) / "run.json")))
+    return summary
+
+
+def _enrich(sources: list[str], output: str, cfg: RunSettings, cluster: str | None, t0: float) -> dict:
     published = artifacts.RunArtifacts(output, cluster)  # progress, failed pages, summary (flows/artifacts.py)
     add_listener(published)
-    plan = collection.plan(sources, output, cfg)
-    indexer = collection.Indexer(output)  # OUT/index.sqlite, repaired first, then page by page
-    add_listener(indexer.listen)
-    _emit("plan", plan)
-    workers = cfg.workers or default_workers()
-    workers = max(1, min(workers, len(plan.pending) or 1))
-    results: list[PageResult] = []
-    queue = list(plan.pending)
-    while queue:
-        before = len(queue)
-        done, queue, suspects = _run_pool(queue, workers, plan, cfg, cluster)
-        results += done
-        if not done and not suspects and len(queue) == before:  # the pool cannot even start
-            for ref in queue:
-                res = collection.worker_died(ref, plan.keys[ref.id], Path(output), "worker processes could not start")
-                results.append(res)
-                _emit("page", res)
-            break
-        for ref in suspects:  # one at a time: a page that kills its worker alone is the culprit
-            solo, unstarted, again = _run_pool([ref], 1, plan, cfg, cluster)
-            results += solo
-            if again or unstarted:
-                res = collection.worker_died(
-                    ref, plan.keys[ref.id], Path(output),
-                    "worker process died while processing this page (killed, or out of memory?)",
-                )
-                results.append(res)
-                _emit("page", res)
-    remove_listener(indexer.listen)
-    indexer.close()
-    summary = collection.finish(plan, results, cfg, time.perf_counter() - t0)
-    remove_listener(published)
+    try:
+        summary = _plan_and_process(sources, output, cfg, cluster, t0)
+    finally:
+        remove_listener(published)
     published.finish(summary)
     return summary
+
+
+def _plan_and_process(sources: list[str], output: str, cfg: RunSettings, cluster: str | None, t0: float) -> dict:
+    plan = collection.plan(sources, output, cfg, lambda what, done, total: _emit("planning", (what, done, total)))
+    workers = cfg.workers or default_workers()
+    workers = max(1, min(workers, len(plan.pending) or 1))
+    warning = None if cluster else preflight.space_warning(output, len(plan.pending), workers)
+    if warning:
+        get_run_logger().info(warning)  # the command prints it itself (listener): no double line
+        _emit("warning", warning)
+    budget = collection.Budget(len(plan.refs), len(plan.pending), cfg.max_failures)
+    record = RunRecord(plan, cfg)  # run.json as the run goes
+    indexer = collection.Indexer(output)  # OUT/index.sqlite, repaired first, then page by page
+
+    def disk_watch(kind: str, payload: object) -> None:  # the run's own writes can find the disk full too
+        if record.disk_full or indexer.disk_full:
+            detail = (record.errors + indexer.errors or ["no space left on device"])[-1]
+            budget.stop(f"the output disk is full ({detail})", "disk-full")
+
+    listeners = (record.listen, indexer.listen, disk_watch)
+    for fn in listeners:
+        add_listener(fn)
+    _emit("plan", plan)
+    try:
+        _process(plan, workers, cfg, budget, cluster)
+    finally:
+        for fn in listeners:
+            remove_listener(fn)
+        indexer.close()
+    disk_watch("end", None)
+    too_many = bool(plan.refs) and budget.failed / len(plan.refs) > cfg.max_failures
+    status = "stopped" if budget.stopped else "failed" if too_many else "completed"
+    return record.finish(status, budget.reason, time.perf_counter() - t0, budget.fault)
+
+
+def _process(plan: collection.Plan, workers: int, cfg: RunSettings, budget: collection.Budget,
+             cluster: str | None) -> None:
+    """Every pending page through the pools; a page that kills its worker alone is recorded as failed."""
+    out = Path(plan.output)
+    queue = list(plan.pending)
+    while queue and not budget.stopped:
+        before = budget.processed
+        queue, suspects = _run_pool(queue, workers, plan, cfg, budget, cluster)
+        if budget.stopped:
+            break
+        if budget.processed == before and not suspects and queue:  # the pool cannot even start
+            for ref in queue:
+                _record(collection.worker_died(ref, plan.keys[ref.id], out, "worker processes could not start"), budget)
+            break
+        for ref in suspects:  # one at a time: a page that kills its worker alone is the culprit
+            if budget.stopped:
+                break
+            before = budget.processed
+            unstarted, again = _run_pool([ref], 1, plan, cfg, budget, cluster)
+            if budget.processed == before and (again or unstarted):
+                _record(collection.worker_died(
+                    ref, plan.keys[ref.id], out,
+                    "worker process died while processing this page (killed, or out of memory?)",
+                ), budget)

@@ -46,12 +46,46 @@ def prefect_api(quiet: bool = True) -> Iterator[str]:
     if url:
         yield url
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
+    server = _server_class()()
     server.start(timeout=120)
     try:
         with use_api(server.api_url) as url:
             yield url
     finally:
         server.stop()
+
+
+def _server_class():
+    """Prefect's temporary API server, started through `htr.lifeline` so it dies with this process.
+
+    Same command as Prefect 3.9's `SubprocessASGIServer._run_uvicorn_command` (pinned version),
+    prefixed by the launcher: a SIGKILLed `htr enrich` no longer leaves its server running.
+    """
+    import subprocess
+    import sys
+
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    class ChildServer(SubprocessASGIServer):
+        _instances: dict = {}  # not shared with Prefect's own servers
+
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            args = [
+                sys.executable, "-m", "htr.lifeline", str(os.getpid()), "-m", "uvicorn",
+                "--app-dir", str(prefect.__module_path__.parent),
+                "--factory", "prefect.server.api.server:create_app",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--log-level", "error", "--lifespan", "on",
+            ]
+            env = {
+                **os.environ,
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+                **get_current_settings().to_environment_variables(exclude_unset=True),
+            }
+            return subprocess.Popen(args=args, env=env)
+
+    return ChildServer

@@ -55,6 +55,11 @@ def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir:
         held = list(val_docs)
     else:
         held = sorted(T.default_validation_documents([read_gt(f) for f in find_gt_files(gt)]))
+    if not held:
+        from htr.errors import ConfigError
+
+        raise ConfigError("no document to hold out for validation: give the ground truth as two or more "
+                          "document folders, or name them with --val-docs", path=", ".join(gt))
     lines = prepare_lines(gt, str(work_dir))
     run = run_finetune(lines, base, str(work_dir), held, settings)
     hist = run["history"]

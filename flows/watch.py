@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from htr import atomic
-from htr.errors import ConfigError, HTRError
+from htr.errors import ConfigError, HTRError, RunFailed, RunLocked
 
 DONE_MARKER = ".done"
 STATE_VERSION = 1
@@ -297,11 +297,18 @@ def watch_inbox(
             log.info("nothing new or changed among %d complete file(s): enrich-collection not started", len(scan.complete))
             return {**result, "status": "unchanged"}
         view = build_view(scan, out)
-        summary = enrich_collection([str(view)], str(out), settings, cluster)
+        try:
+            summary = enrich_collection([str(view)], str(out), settings, cluster)
+        except RunFailed as e:  # too many failed pages, or stopped (disk full): recorded, tried again next scan
+            log.warning("enrich-collection ended failed: %s", e.message)
+            summary = e.summary
+        except RunLocked as e:  # an `htr enrich` on the same output folder: the next scan tries again
+            log.warning("%s: nothing done", e)
+            return {**result, "status": "busy"}
         data = load_state(out)
         data["last_enrich"] = {
             "fingerprint": fingerprint,
-            "failed": summary.get("failed", 0),
+            "failed": summary.get("failed", 0) + summary.get("pending", 0),  # either way: run again next scan
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         _write_state(out, data)

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TMP_MARK = ".tmp-"
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync the folder.
+@contextlib.contextmanager
+def replacing(path: str | Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Write `path` atomically through a file object: a temp file beside it, renamed on success.
 
-    Readers see the old file or the new one, never a mix; on failure `path` is untouched and no
-    temp file remains. The file keeps the mode of the one it replaces (0644 for a new file).
+    On any failure (an exception, ENOSPC...) the temp file is removed and `path` is untouched.
+    `durable`: fsync the file and the folder (work files that a crash may lose skip it). The file
+    keeps the mode of the one it replaces (0644 for a new file).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         try:
             mode = path.stat().st_mode & 0o777
         except FileNotFoundError:
@@ -35,7 +41,18 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync the folder.
+
+    Readers see the old file or the new one, never a mix; on failure `path` is untouched and no
+    temp file remains.
+    """
+    with replacing(path) as fh:
+        fh.write(data)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -57,7 +74,7 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def sweep(folder: str | Path) -> int:
-    """Delete temp files left by a killed run under `folder`; returns how many."""
+    """Delete temp files left by a killed run under `folder` (`.<name>.tmp-*`, the only temp name the project makes); returns how many."""
     n = 0
     folder = Path(folder)
     if not folder.is_dir():

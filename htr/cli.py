@@ -15,17 +15,33 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
 
 def _enrich(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from htr import preflight, runlock
 
     settings = settings_from(args, force=args.force, segmentation_from=args.segmentation_from)
-    cluster = args.cluster
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrapped at the terminal width
     for src in args.sources:
         if not Path(src).exists():
             raise HTRError("no such file or folder", path=src)
+    out = preflight.check_output(args.output)  # before the lock: it lives in OUT
+    with runlock.exclusive(out) as lock:
+        if lock.took_over:
+            console.print(f"{out}: the run that held this folder ({lock.took_over}) ended without releasing it: "
+                          "taken over", markup=False)
+        preflight.check_models(settings)
+        preflight.check_device(settings.device)
+        summary = _run_enrich(args, settings, console)
+    return _enrich_outcome(summary, settings, out, console)
+
+
+def _run_enrich(args: argparse.Namespace, settings, console) -> dict:
+    """The enrich-collection flow behind a progress bar; returns its summary (also when it ended failed)."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from flows import enrich
     from flows.runtime import prefect_api
+    from htr.errors import RunFailed
 
     counts = {"done": 0, "failed": 0, "skipped": 0}
     started = time.monotonic()
@@ -43,44 +59,78 @@ def _enrich(args: argparse.Namespace) -> int:
     )
     bar = progress.add_task("starting", total=None, done=0, failed=0, skipped=0, rate="")
 
-    def listen(kind: str, payload: object) -> None:
-        if kind == "plan":
+    def listen(kind: str, payload) -> None:
+        if kind == "planning":
+            what, done, total = payload
+            progress.update(bar, description=what, total=total, completed=done)
+        elif kind == "warning":
+            progress.console.print(f"[yellow]warning[/]: {escape(payload)}")
+        elif kind == "plan":
             counts["skipped"] = len(payload.skipped)
             progress.update(bar, description="pages", total=len(payload.refs), completed=counts["skipped"], **counts)
             if payload.ignored and not args.quiet:
-                from collections import Counter
-
-                kinds = Counter(Path(p).suffix.lower() or "no extension" for p, _ in payload.ignored)
-                detail = ", ".join(f"{ext} ×{n}" for ext, n in kinds.most_common())
-                console.print(f"{len(payload.ignored)} file(s) ignored, not images ({detail}): listed in run.json")
+                _print_ignored(payload.ignored, console)
         elif kind == "page":
             counts[payload.status] = counts.get(payload.status, 0) + 1
             minutes = (time.monotonic() - started) / 60
             rate = f"{(counts['done'] + counts['failed']) / minutes:.1f} pages/min" if minutes > 0 else ""
             progress.update(bar, advance=1, rate=rate, **counts)
             if payload.status == "failed":
-                progress.console.print(f"[red]failed[/] {payload.page_id}: {payload.error}")
+                progress.console.print(f"[red]failed[/] {escape(payload.page_id)}: {escape(payload.error or '')}")
 
     enrich.add_listener(listen)
     try:
         with progress:
             progress.update(bar, description="starting Prefect")
             with prefect_api():
-                progress.update(bar, description="scanning")
-                summary = enrich.enrich_collection(
-                    [str(s) for s in args.sources], str(args.output), settings.model_dump(), cluster
-                )
+                progress.update(bar, description="finding pages")
+                try:
+                    return enrich.enrich_collection(
+                        [str(s) for s in args.sources], str(args.output), settings.model_dump(), args.cluster
+                    )
+                except RunFailed as e:
+                    return e.summary
     finally:
         enrich.remove_listener(listen)
-    out = Path(args.output)
+
+
+def _print_ignored(ignored, console) -> None:
+    """Files that are not pages: counted by extension; XML refused as segmentation named one per line."""
+    from collections import Counter
+
+    kinds = Counter(Path(p).suffix.lower() or "no extension" for p, _ in ignored)
+    detail = ", ".join(f"{ext} ×{n}" for ext, n in kinds.most_common())
+    console.print(f"{len(ignored)} file(s) ignored ({detail}): listed in run.json with the reason", markup=False)
+    named = [(p, why) for p, why in ignored if why != "not an image"]
+    for p, why in named[:10]:
+        console.print(f"  ignored {p}: {why}", markup=False, highlight=False)
+    if len(named) > 10:
+        console.print(f"  … and {len(named) - 10} more", markup=False)
+
+
+def _enrich_outcome(summary: dict, settings, out: Path, console) -> int:
+    """The closing lines of `htr enrich` and its exit status."""
+    from rich.markup import escape
+
+    pending = summary.get("pending", 0)
     console.print(
-        f"{summary['pages']} pages: {summary['done']} done, {summary['skipped']} skipped, "
-        f"{summary['failed']} failed, {summary['ignored']} files ignored → {out / 'alto'}; report: {out / 'report.html'}"
+        f"{summary['pages']} pages: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed, "
+        + (f"{pending} not processed, " if pending else "")
+        + f"{summary['ignored']} files ignored → {out / 'alto'}; report: {out / 'report.html'}",
+        markup=False,
     )
+    for line in summary.get("unwritten", []):
+        console.print(f"[red]not written[/]: {escape(line)}", highlight=False)
+    if summary.get("status") == "stopped":
+        console.print(f"[red]stopped[/]: {escape(summary['stopped'])}", highlight=False)
+        fix = ("free some space on the output's disk" if summary.get("fault") == "disk-full"
+               else "fix the cause (see run.json) or raise --max-failures")
+        console.print(f"{fix}, then run the same command again to resume: pages done are kept")
+        return EXIT_FAILURES
     if summary["pages"] and summary["failure_ratio"] > settings.max_failures:
         console.print(
             f"[red]failure ratio {summary['failure_ratio']:.1%} is above --max-failures {settings.max_failures:.1%}[/]: "
-            f"see {out / 'run.json'}"
+            f"see {escape(str(out / 'run.json'))}"
         )
         return EXIT_FAILURES
     return EXIT_OK

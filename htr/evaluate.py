@@ -35,8 +35,9 @@ from lxml import etree
 from rapidfuzz.distance import Levenshtein
 
 from alto.gt import GTLine, GTPage, find_gt_files, is_placeholder_line, normalize_text, read_gt
+from htr import safexml
 from htr.config import RecognizeSettings
-from htr.errors import ConfigError, HTRError, ModelError
+from htr.errors import ConfigError, HTRError, ModelError, XmlError
 from htr.models import ModelInfo
 from htr.types import Box, bbox_of
 
@@ -326,11 +327,12 @@ class EvalResult:
 def _xml_problem(path: Path) -> str | None:
     """Why an XML file is not ground truth (None when it is ALTO/PAGE)."""
     try:
-        root = etree.parse(str(path)).getroot()
-    except etree.XMLSyntaxError as e:
-        return f"not well-formed XML: {e}"
-    except OSError as e:
-        return f"cannot read: {e}"
+        root = safexml.parse(path).getroot()
+    except XmlError as e:  # refused (DTD, entities, size, depth), not well-formed, unreadable
+        if "not well-formed XML: " in e.message:
+            line, _, why = e.message.partition("not well-formed XML: ")
+            return f"not well-formed XML: {line}{why}"
+        return e.message if e.message.startswith("cannot read") else f"cannot read: {e.message}"
     local = etree.QName(root).localname
     return None if local in ("alto", "PcGts") else f"not ALTO or PAGE (root element <{local}>)"
 
@@ -368,7 +370,7 @@ def _read_error(path: Path, e: Exception, what: str = "ground truth") -> str:
     msg = str(e) or type(e).__name__
     if msg.startswith(f"{path}: "):
         msg = msg[len(f"{path}: "):]
-    if not isinstance(e, (ValueError, OSError, etree.XMLSyntaxError)):
+    if not isinstance(e, (ValueError, OSError, XmlError)):
         msg = f"{type(e).__name__}: {msg}"
     return f"{path}: cannot read {what}: {msg}"
 
@@ -587,8 +589,8 @@ def _pred_files(pred_dir: Path) -> list[Path]:
 
 def _pred_sha256(path: Path) -> str | None:
     try:
-        root = etree.parse(str(path)).getroot()
-    except (etree.XMLSyntaxError, OSError):
+        root = safexml.parse(path).getroot()
+    except XmlError:
         return None
     for el in root.iter("{*}fileIdentifier"):
         if el.get("fileIdentifierLocation") == "sha256" and (el.text or "").strip():

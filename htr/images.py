@@ -13,17 +13,17 @@ import warnings
 import os
 import re
 import stat
-import tempfile
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from htr.errors import InputError
+from htr import atomic
+from htr.errors import DiskFull, InputError, is_disk_full
 from htr.types import PageImage, PageRef
 
 MAX_PIXELS = 1_000_000_000
@@ -208,7 +208,8 @@ def _classify(path: Path) -> tuple[str | None, str | None, Any]:
 
 
 def discover(
-    sources: Sequence[str | Path], cache: dict[str, Any] | None = None
+    sources: Sequence[str | Path], cache: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[PageRef], list[tuple[str, str]]]:
     """Pages found in `sources` (files and/or folders, searched recursively) and ignored files.
 
@@ -220,7 +221,8 @@ def discover(
 
     `cache` (path -> size, mtime_ns, kind, page count, page hashes) is read and updated
     so that a re-run over a large unchanged collection does not read every file again;
-    a file whose size or mtime changed is hashed again.
+    a file whose size or mtime changed is hashed again. `progress(files_seen, files)` is called
+    as files are classified and hashed.
     """
     ignored: list[tuple[str, str]] = []
     candidates: list[tuple[Path, str]] = []
@@ -235,7 +237,9 @@ def discover(
 
     seen: set[str] = set()
     files: list[dict[str, Any]] = []
-    for path, rel in candidates:
+    for i, (path, rel) in enumerate(candidates):
+        if progress is not None:
+            progress(i, len(candidates))
         real = os.path.realpath(path)
         if real in seen:
             continue
@@ -584,22 +588,12 @@ def _tiff_fallback(path: Path, index: int, pillow_reason: str | None) -> Image.I
 
 
 def _save_png_atomic(img: Image.Image, target: Path, dpi: int | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            params: dict[str, Any] = {"compress_level": 1}
-            if dpi:
-                params["dpi"] = (dpi, dpi)
-            img.save(fh, "PNG", **params)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """A work file: atomic (temp name `.<name>.tmp-*`, swept after a crash), not fsynced."""
+    params: dict[str, Any] = {"compress_level": 1}
+    if dpi:
+        params["dpi"] = (dpi, dpi)
+    with atomic.replacing(target, durable=False) as fh:
+        img.save(fh, "PNG", **params)
 
 
 def load(ref: PageRef, work_dir: Path, pdf_dpi: int = 300) -> PageImage:
@@ -643,13 +637,15 @@ def load(ref: PageRef, work_dir: Path, pdf_dpi: int = 300) -> PageImage:
             try:
                 _save_png_atomic(img, target, dpi)
             except OSError as e:
+                if is_disk_full(e):  # not the image's fault: the run must know the disk is full
+                    raise DiskFull(f"cannot write normalised image: {e.strerror}", path=str(target)) from e
                 raise _Fail(f"cannot write normalised image {target}: {e.strerror or e}") from None
             return PageImage(ref=ref, path=str(target), width=img.width, height=img.height, dpi=dpi, mode=img.mode)
         finally:
             img.close()
     except _Fail as e:
         raise InputError(str(e), path=ref.source, page_id=ref.id) from None
-    except InputError:
+    except (InputError, DiskFull):
         raise
     except MemoryError:
         raise

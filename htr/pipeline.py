@@ -15,7 +15,7 @@ from pathlib import Path
 
 from htr import atomic, images, recognize, segment, state
 from htr.config import RunSettings
-from htr.errors import HTRError, ModelError
+from htr.errors import HTRError, ModelError, is_disk_full
 from htr.models import ModelInfo, file_sha256, resolve
 from htr.types import PageRef, PageResult, ProcessingStep
 
@@ -152,11 +152,13 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
     timings: dict[str, float] = {}
     base = PageResult(ref.id, ref.source, ref.index, ref.sha256, "failed", key=key, worker=worker_name())
     t0 = time.perf_counter()
-    stage = "load"
+    stage = "start"
     running = state.running_path(out, ref.id)
-    atomic.write_text(running, worker_name())
+    work = state.work_dir(out)
+    page = None
     try:
-        work = out / ".work"
+        atomic.write_text(running, worker_name())
+        stage = "load"
         page = images.load(ref, work, settings.load.pdf_dpi)
         im = images.open_image(page)
         timings["load"] = time.perf_counter() - t0
@@ -225,21 +227,52 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
                 confs.append(text.mean_confidence)
             parts.append(pid)
         timings["write"] = time.perf_counter() - t - timings.get("entities", 0.0)
-        if page.path != str(Path(ref.source)) and Path(page.path).parent == work:
-            Path(page.path).unlink(missing_ok=True)
         result = replace(base, status="done", lines=n_lines, mean_confidence=sum(confs) / len(confs) if confs else None,
                          parts=tuple(parts) if len(parts) > 1 else (), preprocess=_slim(pre.info) if steps else None)
     except HTRError as e:
-        result = replace(base, error=f"{stage}: {e}")
+        why = f"{ref.source}: {_os_reason(e, out)}" if is_disk_full(e) else str(e)
+        result = replace(base, error=f"{stage}: {why}", fault=_fault(e))
     except MemoryError:
         result = replace(base, error=f"{stage}: {ref.source}: out of memory")
+    except OSError as e:  # the output disk: full, read-only, I/O error
+        result = replace(base, error=f"{stage}: {ref.source}: {_os_reason(e, out)}", fault=_fault(e))
     except Exception as e:  # a page must never stop the collection
         result = replace(base, error=f"{stage}: {ref.source}: {type(e).__name__}: {e}")
+    finally:
+        _remove_work_file(page, work)  # the normalised image, whatever the page's fate
     timings["total"] = time.perf_counter() - t0
     result = replace(result, timings={k: round(v, 3) for k, v in timings.items()})
-    state.write_marker(out, result)
-    running.unlink(missing_ok=True)
+    try:
+        state.write_marker(out, result)
+    except OSError as e:  # outputs without a marker are redone next time: say so, never raise
+        result = replace(result, status="failed", error=result.error or f"record: {ref.source}: {_os_reason(e, out)}",
+                         fault=result.fault or _fault(e))
+    finally:
+        running.unlink(missing_ok=True)
     return result
+
+
+def _fault(exc: BaseException) -> str | None:
+    """"disk-full" when the page failed because the output disk is full: the run stops taking pages."""
+    return "disk-full" if is_disk_full(exc) else None
+
+
+def _os_reason(e: BaseException, out: Path) -> str:
+    """One line: a full output disk said as such, else what the system said and about which file."""
+    if is_disk_full(e):
+        return f"no space left on the output's disk ({os.path.abspath(out)})"
+    if isinstance(e, OSError):
+        return f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+    return str(e)
+
+
+def _remove_work_file(page, work: Path) -> None:
+    """Delete the page's normalised image if `images.load` made one under `work`."""
+    if page is None:
+        return
+    path = Path(os.path.abspath(page.path))
+    if path.parent == Path(os.path.abspath(work)) and path != Path(os.path.abspath(page.ref.source)):
+        path.unlink(missing_ok=True)
 
 
 def _slim(info: dict) -> dict:

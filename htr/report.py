@@ -14,6 +14,13 @@ from htr.types import PageResult, PageSegmentation
 THUMB_SIZE = 480
 
 
+def view_href(page_id: str) -> str:
+    """Link from report.html (at the root of OUT, as `htr serve` serves it) to the page in the viewer."""
+    from urllib.parse import quote
+
+    return f"view/{quote(page_id, safe='')}"
+
+
 def write_thumbnail(im: Image.Image, seg: PageSegmentation, path: Path) -> None:
     """A small JPEG of the page with its line polygons (blue) and baselines (red) drawn."""
     scale = THUMB_SIZE / max(im.width, im.height)
@@ -35,8 +42,8 @@ def write_thumbnail(im: Image.Image, seg: PageSegmentation, path: Path) -> None:
 
 
 def summary(results: list[PageResult], ignored: list[tuple[str, str]], wall_s: float) -> dict:
-    """Counts and rates of a run."""
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed")}
+    """Counts and rates of a run (`pending`: pages the run did not get to, when it stopped early)."""
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed", "pending")}
     processed = [r for r in results if r.status == "done"]
     busy = sum(r.timings.get("total", 0.0) for r in processed)
     return {
@@ -63,6 +70,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 .counts td{font-size:1.3em}.failed{color:#b00}.grid{display:flex;flex-wrap:wrap;gap:12px}
+.hint{color:#555}
 figure{margin:0;width:240px}figure img{width:240px;border:1px solid #aaa}figcaption{font-size:.8em;word-break:break-all}
 """
 
@@ -82,6 +90,9 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
         f"<tr><td>{s['pages']}</td><td>{s['done']}</td><td>{s['skipped']}</td><td class='failed'>{s['failed']}</td>"
         f"<td>{s['ignored']}</td><td>{s['pages_per_hour']}</td></tr></table>",
     ]
+    if run.get("stopped"):
+        parts.append(f"<p class='failed'>The run stopped before {s.get('pending', 0)} page(s): {e(run['stopped'])}. "
+                     "Run the same command again to resume (pages done are kept).</p>")
     failed = [r for r in results if r.status == "failed"]
     parts.append(f"<h2>Failures ({len(failed)})</h2>")
     if failed:
@@ -98,15 +109,20 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
         for r in scored[:low]
     ]
     parts.append("</table>")
-    parts.append("<h2>Pages</h2><div class='grid'>")
+    parts.append("<h2>Pages</h2><p class='hint'>Each page opens in the reading room beside its text: run "
+                 f"<code>htr serve {e(str(run.get('output', 'OUT')))}</code> and open this report at "
+                 "<a href='http://127.0.0.1:8080/report.html'>http://127.0.0.1:8080/report.html</a>.</p>"
+                 "<div class='grid'>")
     for r in results:
-        if r.status == "failed":
+        if r.status in ("failed", "pending"):
             continue
         conf = f"{r.mean_confidence:.2f}" if r.mean_confidence is not None else "–"
         for pid in r.output_ids:
             parts.append(
-                f"<figure><a href='text/{e(pid)}.txt'><img loading='lazy' src='thumbs/{e(pid)}.jpg' alt='{e(pid)}'></a>"
-                f"<figcaption>{e(pid)} — {r.lines} lines, confidence {conf}</figcaption></figure>"
+                f"<figure><a href='{e(view_href(pid))}' title='read this page beside its image'>"
+                f"<img loading='lazy' src='thumbs/{e(pid)}.jpg' alt='{e(pid)}'></a>"
+                f"<figcaption><a href='{e(view_href(pid))}'>{e(pid)}</a> — {r.lines} lines, confidence {conf} · "
+                f"<a href='text/{e(pid)}.txt'>text</a> · <a href='alto/{e(pid)}.xml'>ALTO</a></figcaption></figure>"
             )
     parts.append("</div>")
     if ignored:

@@ -31,11 +31,15 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
     seen: set[str] = set()
     for src in sources:
         top = Path(os.path.abspath(src))
-        for xml in find_gt_files([top], prefer=want):
+        problems: list[tuple[str, str]] = []  # refused, not well-formed, not ALTO/PAGE: listed, never silent
+        found = find_gt_files([top], prefer=want, problems=problems)
+        ignored += [(p, f"cannot use as segmentation: {why}") for p, why in problems]
+        for xml in found:
             try:
                 page = read_gt(xml)
             except Exception as e:  # noqa: BLE001 - reported, the rest goes on
-                ignored.append((str(xml), f"cannot use as segmentation: {e}"))
+                msg = str(e).removeprefix(f"{xml}: ")
+                ignored.append((str(xml), f"cannot use as segmentation: {msg}"))
                 continue
             if page.format != want:
                 ignored.append((str(xml), f"{page.format.upper()} file, --segmentation-from {fmt} asked"))

@@ -49,6 +49,11 @@ def marker_path(out: Path, page_id: str) -> Path:
     return out / ".state" / f"{page_id}.json"
 
 
+def work_dir(out: Path) -> Path:
+    """Normalised page images while a worker reads them (emptied at the start of every run)."""
+    return out / ".work"
+
+
 def running_path(out: Path, page_id: str) -> Path:
     """Exists while a worker processes the page: after a worker crash it names the suspects."""
     return out / ".state" / "running" / page_id

@@ -344,7 +344,11 @@ def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s
     evaluation = evaluate_validation(docs, name, directory, device)
     entry = record_evaluation(directory, name, evaluation)
     others = {label: evaluate_validation(docs, model, directory, device) for label, model in (compare or {}).items()}
-    write_card(directory, name, entry, evaluation, comparison_table(name, evaluation, others) if others else "")
+    notes = comparison_table(name, evaluation, others) if others else ""
+    kept = directory / f"{name}.notes.md"  # hand-written card sections that survive re-exports
+    if kept.is_file():
+        notes += "\n" + kept.read_text(encoding="utf-8")
+    write_card(directory, name, entry, evaluation, notes)
     return evaluation
 
 
@@ -433,8 +437,13 @@ def finetune_ppocr(lines_path: Path, base: Path, work: Path, val_docs: set[str],
 
     lines = linedata.load(lines_path)
     train, val = lines.split(val_docs)
+    from htr.errors import ConfigError
+
     if not len(train):
-        raise ValueError("no training lines left after holding out the validation documents")
+        raise ConfigError("no training lines left after holding out the validation documents", path=str(lines_path))
+    if not len(val):
+        raise ConfigError(f"no validation lines: no document ends with {', '.join(sorted(val_docs))}",
+                          path=str(lines_path))
     if (work / "last.pt").is_file():
         # resuming: the base gives the network's shape and codec (extended exactly as at the start);
         # every weight comes from the checkpoint, so the checkpoint is all a later session needs

@@ -200,7 +200,7 @@ class PageResult:
     source: str
     index: int
     sha256: str
-    status: str  # done | skipped | failed | ignored
+    status: str  # done | skipped | failed | pending (not processed: the run stopped first)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     lines: int = 0
@@ -209,6 +209,7 @@ class PageResult:
     worker: str = ""
     parts: tuple[str, ...] = ()  # output page ids when the page was split (`<id>-L`, `<id>-R`)
     preprocess: dict[str, Any] | None = None  # measured turn, skew, crop box, gutter
+    fault: str | None = None  # "disk-full": the output disk was full (the run stops taking pages)
 
     @property
     def output_ids(self) -> tuple[str, ...]:

@@ -41,3 +41,20 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def portal_gt_out(gt_dir, tmp_path_factory) -> Path:
+    """OUT holding one real ground-truth page with its image, run.json and index (tests/portal_sample.py)."""
+    from portal_sample import GT_PAGE, gt_output
+
+    need(gt_dir / GT_PAGE, f"ground-truth page {GT_PAGE}")
+    return gt_output(gt_dir, tmp_path_factory.mktemp("portal-gt") / "out")
+
+
+@pytest.fixture(scope="session")
+def portal_synthetic_out(tmp_path_factory) -> Path:
+    """OUT with generated documents: a folder of PNGs (one split page), a 2-page TIFF, an orphan ALTO."""
+    from portal_sample import synthetic_output
+
+    return synthetic_output(tmp_path_factory.mktemp("portal-syn"))

@@ -149,7 +149,8 @@ def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     t = threading.Thread(target=killer, args=(out, victim, stop, kills), daemon=True)
     t.start()
     try:
-        summary = enrich_collection([str(src)], str(out), {"recognize": {"model": model.path}}, cluster=cluster)
+        summary = enrich_collection([str(src)], str(out), {"recognize": {"model": model.path}, "max_failures": 0.5},
+                                    cluster=cluster)
     finally:
         stop.set()
         t.join()

@@ -57,7 +57,8 @@ def make_collection(root: Path) -> Path:
 def run_flow(src: Path, out: Path, **settings) -> dict:
     from flows.enrich import enrich_collection
 
-    return enrich_collection([str(src)], str(out), {"workers": 2, **settings})
+    # 2 of the 5 pages are broken on purpose: a max_failures they stay under (the flow ends Failed above it)
+    return enrich_collection([str(src)], str(out), {"workers": 2, "max_failures": 0.5, **settings})
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_killed_worker_fails_only_its_page(tmp_path, prefect_harness):
     t = threading.Thread(target=killer, args=(out, VICTIM, stop, kills), daemon=True)
     t.start()
     try:
-        summary = enrich_collection([str(src)], str(out), {"workers": 2})
+        summary = enrich_collection([str(src)], str(out), {"workers": 2, "max_failures": 0.5})
     finally:
         stop.set()
         t.join()

@@ -1,6 +1,9 @@
 """Read any ALTO v2-v4 page (ours or a third party's, e.g. an eScriptorium export) into what the
 index stores: lines in reading order, words with boxes, hyphenation, named entities.
 
+Also kept for exports and the reading room (not indexed): each String's confidence (WC), each
+TextLine's polygon and baseline, and the TextBlocks (id, box, polygon) in reading order.
+
 Reading order: TextBlocks in the order of the first ReadingOrder/OrderedGroup ElementRefs when
 there are any, then the remaining blocks in document order; lines and Strings in document order.
 Boxes are rounded to integer pixels (HPOS, VPOS, WIDTH, HEIGHT); a String without a box gets its
@@ -19,10 +22,12 @@ from pathlib import Path
 
 from lxml import etree
 
-from htr.errors import AltoError
+from htr import safexml
+from htr.errors import AltoError, XmlError
 from htr.index.text import continues_word, hyphen_stem
 
 WBox = tuple[int, int, int, int]  # HPOS, VPOS, WIDTH, HEIGHT
+Points = tuple[tuple[int, int], ...]
 
 
 @dataclass
@@ -35,6 +40,7 @@ class AWord:
     hyph: int = 0  # 0, 1 (first part) or 2 (second part)
     start: int = 0  # character offsets in the line text
     end: int = 0
+    wc: float | None = None  # word confidence 0..1 (ALTO WC), None when absent or not a number
 
 
 @dataclass
@@ -44,6 +50,16 @@ class ALine:
     words: list[AWord] = field(default_factory=list)
     has_hyp: bool = False
     text: str = ""
+    block_id: str = ""
+    polygon: Points = ()
+    baseline: Points = ()
+
+
+@dataclass(frozen=True)
+class ABlock:
+    id: str
+    box: WBox
+    polygon: Points = ()
 
 
 @dataclass
@@ -61,6 +77,8 @@ class APage:
     height: int
     lines: list[ALine]
     tags: dict[str, ATag]
+    blocks: list[ABlock] = field(default_factory=list)  # in reading order
+    file_name: str = ""  # sourceImageInformation/fileName
 
 
 def _local(el: etree._Element) -> str:
@@ -83,16 +101,38 @@ def _box(el: etree._Element) -> WBox | None:
     return (x, y, max(w, 1), max(h, 1))
 
 
+def _wc(el: etree._Element) -> float | None:
+    v = _num(el, "WC")
+    return v if v is not None and 0.0 <= v <= 1.0 else None
+
+
+def _points(value: str | None) -> Points:
+    """`x y x y ...` or `x,y x,y ...` as integer points; () when not a list of numeric pairs."""
+    try:
+        nums = [int(round(float(v))) for v in (value or "").replace(",", " ").split()]
+    except (ValueError, OverflowError):  # not a number, nan, inf
+        return ()
+    if len(nums) < 4 or len(nums) % 2:
+        return ()
+    return tuple((nums[i], nums[i + 1]) for i in range(0, len(nums), 2))
+
+
+def _polygon(el: etree._Element) -> Points:
+    for child in el:
+        if _local(child) == "Shape":
+            for poly in child:
+                if _local(poly) == "Polygon":
+                    return _points(poly.get("POINTS"))
+    return ()
+
+
 def read_alto(path: str | Path, data: bytes | None = None) -> APage:
     """Parse one ALTO file (or its bytes `data`); raises AltoError (naming the file) when it cannot be read."""
     path = Path(path)
-    parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True)
     try:
-        if data is None:
-            data = path.read_bytes()
-        root = etree.fromstring(data, parser)
-    except (OSError, etree.XMLSyntaxError, ValueError) as exc:
-        raise AltoError(f"cannot read ALTO: {exc}", path=str(path)) from exc
+        root = safexml.parse(path, data).getroot()
+    except XmlError as exc:  # refused (DTD, entities, size, depth), not well-formed, unreadable
+        raise AltoError(f"cannot read ALTO: {exc.message}", path=str(path)) from exc
     if _local(root) != "alto":
         raise AltoError(f"not ALTO (root element <{_local(root)}>)", path=str(path))
     page = next((el for el in root.iter(etree.Element) if _local(el) == "Page"), None)
@@ -121,20 +161,24 @@ def read_alto(path: str | Path, data: bytes | None = None) -> APage:
         # stable sort keeps document order among blocks the reading order does not name
 
     lines: list[ALine] = []
+    ablocks: list[ABlock] = []
     seen: set[etree._Element] = set()  # the elements themselves: id() of lxml proxies can be reused
     for block in blocks:
+        bid = block.get("ID") or f"block{len(ablocks) + 1}"
+        ablocks.append(ABlock(bid, _box(block) or (0, 0, max(width, 1), max(height, 1)), _polygon(block)))
         for tl in block.iter(etree.Element):
             if _local(tl) != "TextLine" or tl in seen:
                 continue
             seen.add(tl)
             lbox = _box(tl) or (0, 0, max(width, 1), max(height, 1))
-            line = ALine(tl.get("ID") or f"line{len(lines) + 1}", lbox)
+            line = ALine(tl.get("ID") or f"line{len(lines) + 1}", lbox, block_id=bid, polygon=_polygon(tl),
+                         baseline=_points(tl.get("BASELINE")))
             for child in tl:
                 name = _local(child)
                 if name == "String":
                     content = child.get("CONTENT") or ""
                     w = AWord(content, _box(child) or lbox, child.get("ID") or "",
-                              tuple((child.get("TAGREFS") or "").split()))
+                              tuple((child.get("TAGREFS") or "").split()), wc=_wc(child))
                     st = child.get("SUBS_TYPE") or ""
                     sc = child.get("SUBS_CONTENT")
                     if st in ("HypPart1", "HypPart2") and sc:
@@ -171,4 +215,5 @@ def read_alto(path: str | Path, data: bytes | None = None) -> APage:
                 continue
         a.full = b.full = stem + b.content
         a.hyph, b.hyph = 1, 2
-    return APage(width, height, lines, tags)
+    file_name = next(((el.text or "").strip() for el in root.iter(etree.Element) if _local(el) == "fileName"), "")
+    return APage(width, height, lines, tags, ablocks, file_name)

@@ -1,5 +1,6 @@
-"""Sub-commands `htr index`, `search`, `entities`, `export`, `serve`: `register(subparsers)` adds them
-to the `htr` parser (each sets `func(args) -> exit code`); `main(argv)` runs them on their own."""
+"""Sub-commands `htr index`, `search`, `entities`, `export` (solr, iiif, mets, page) and `serve` (the reading
+room): `register(subparsers)` adds them to the `htr` parser (each sets `func(args) -> exit code`); `main(argv)`
+runs them on their own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from htr.errors import ConfigError, HTRError
+from htr.portal import MAX_SIDE
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 TYPES = ("PER", "LOC", "ORG", "DATE", "MISC")
@@ -38,8 +40,16 @@ def _index(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from htr.index.store import Index, index_path
 
-    with Index.open(index_path(_out(args.output)), readonly=True) as idx:
-        hits = idx.search(args.query, limit=args.limit)
+    try:
+        if args.limit < 1:
+            raise ConfigError(f"--limit must be at least 1 (got {args.limit})")
+        with Index.open(index_path(_out(args.output)), readonly=True) as idx:
+            hits = idx.search(args.query, limit=args.limit)
+    except HTRError as e:
+        if not args.json:
+            raise
+        print(json.dumps({"query": args.query, "error": str(e)}, ensure_ascii=False))  # one JSON line, on stdout
+        return EXIT_USAGE
     if args.json:
         print(json.dumps({"query": args.query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=1))
         return EXIT_OK
@@ -71,21 +81,48 @@ def _entities(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from htr.index.export import export_solr
+    out = _out(args.output)
+    if args.target == "solr":
+        from htr.index.export import export_solr
 
-    res = export_solr(_out(args.output), args.dest, args.solr_path)
-    print(f"{res['docs']} document(s) for Solr -> {Path(res['dest']) / 'docs.json'} "
-          f"(+ schema-snippet.xml, solrconfig-snippet.xml, README.txt)")
+        if args.dest is None:
+            raise ConfigError("export solr needs -o DEST (the folder to write the documents into)")
+        res = export_solr(out, args.dest, args.solr_path)
+        print(f"{res['docs']} document(s) for Solr -> {Path(res['dest']) / 'docs.json'} "
+              f"(+ schema-snippet.xml, solrconfig-snippet.xml, README.txt)")
+        return EXIT_OK
+    from htr.portal import export
+
+    if args.target == "iiif":
+        if args.dest is not None:
+            raise ConfigError("export iiif writes into OUT (iiif/, images/): publish OUT at --base-url; -o is not used")
+        if not args.base_url:
+            raise ConfigError("export iiif needs --base-url, the URL OUT will be published at "
+                              "(e.g. https://portal.example.org/collection or http://127.0.0.1:8080)")
+        rep = export.export_iiif(out, args.base_url, args.image_size)
+        what = f"{rep.documents} manifest(s), {rep.pages} canvas(es) -> {rep.dest} (+ page images in {out / 'images'})"
+    elif args.target == "mets":
+        rep = export.export_mets(out, args.dest, args.base_url, args.image_size)
+        what = f"{rep.documents} METS file(s), {rep.pages} page(s) -> {rep.dest}"
+    else:
+        rep = export.export_page(out, args.dest)
+        what = f"{rep.pages} PAGE file(s) -> {rep.dest}"
+    print(what)
+    if rep.without_image:
+        print(f"{len(rep.without_image)} page(s) without an image (source file not found): "
+              f"{', '.join(rep.without_image[:5])}{' …' if len(rep.without_image) > 5 else ''}", file=sys.stderr)
     return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from htr.index.iiif import serve
     from htr.index.store import index_path
+    from htr.portal.server import serve
 
     out = _out(args.output)
-    print(f"IIIF Content Search 2.0 on http://{args.host}:{args.port}/search?q=… (Ctrl-C stops)", file=sys.stderr)
-    serve(index_path(out), args.host, args.port, args.base_url, args.page_size)
+    search = "IIIF Content Search 2.0 at /search?q=…" if index_path(out).is_file() else \
+        "no search: no index.sqlite (run htr index OUT)"
+    print(f"Reading room on http://{args.host}:{args.port}/ ({search}; read-only; Ctrl-C stops)", file=sys.stderr)
+    serve(out, args.host, args.port, args.base_url, args.page_size, args.image_size, args.low_confidence)
     return EXIT_OK
 
 
@@ -100,7 +137,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", type=Path, help="output folder holding index.sqlite")
     p.add_argument("query", help='e.g. etat, "le 12 mars", notai*')
     p.add_argument("--limit", type=int, default=20, help="at most this many hits (default 20)")
-    p.add_argument("--json", action="store_true", help="hits as JSON (page, line, snippet, word boxes, rank)")
+    p.add_argument("--json", action="store_true",
+                   help="hits as JSON (page, line, snippet, word boxes, rank); an error as {\"error\": ...}")
     p.set_defaults(func=_search)
 
     p = subparsers.add_parser("entities", help="index of names, places, organisations and dates, with counts and pages")
@@ -110,19 +148,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=_entities)
 
-    p = subparsers.add_parser("export", help="documents for portals (solr: dbmdz OCR highlighting plugin)")
-    p.add_argument("target", choices=("solr",), help="what to export for")
+    p = subparsers.add_parser("export", help="for portals: iiif (IIIF Presentation 3 manifests + text annotations), "
+                                             "mets, page (PAGE XML 2019), solr (OCR highlighting plugin)")
+    p.add_argument("target", choices=("iiif", "mets", "page", "solr"), help="what to export")
     p.add_argument("output", type=Path, help="output folder of htr enrich")
-    p.add_argument("-o", "--dest", type=Path, required=True, help="folder to write the documents and schema into")
-    p.add_argument("--solr-path", help="path of OUT/alto as Solr sees it (default: the absolute local path)")
+    p.add_argument("-o", "--dest", type=Path,
+                   help="folder to write into (solr: required; mets/page: default OUT/mets, OUT/page; "
+                        "iiif: always OUT)")
+    p.add_argument("--base-url", help="iiif (required) / mets (optional): the URL OUT is published at")
+    p.add_argument("--image-size", type=int, default=MAX_SIDE,
+                   help=f"iiif/mets: longer side of the page images written to OUT/images (default {MAX_SIDE})")
+    p.add_argument("--solr-path", help="solr: path of OUT/alto as Solr sees it (default: the absolute local path)")
     p.set_defaults(func=_export)
 
-    p = subparsers.add_parser("serve", help="IIIF Content Search API 2.0 endpoint /search?q= over the index")
-    p.add_argument("output", type=Path, help="output folder holding index.sqlite")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p = subparsers.add_parser("serve", help="reading room: page images beside their text, search (IIIF Content "
+                                            "Search 2.0), IIIF manifests; read-only")
+    p.add_argument("output", type=Path, help="output folder of htr enrich (holding alto/ and index.sqlite)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--base-url", help="public base URL: canvases are {base}/canvas/{page_id} (default: the request's)")
-    p.add_argument("--page-size", type=int, default=100, help="annotations per result page (default 100)")
+    p.add_argument("--base-url", help="public base URL for manifests and search targets (default: the request's)")
+    p.add_argument("--page-size", type=int, default=100, help="search annotations per result page (default 100)")
+    p.add_argument("--image-size", type=int, default=MAX_SIDE,
+                   help=f"longer side of the page images shown (default {MAX_SIDE}); drawn into OUT/images "
+                        "on first view")
+    p.add_argument("--low-confidence", type=float, default=0.5,
+                   help="words read with a confidence below this are marked (default 0.5)")
     p.set_defaults(func=_serve)
 
 

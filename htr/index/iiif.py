@@ -118,11 +118,8 @@ def search_page(idx: Index, params: dict[str, str], base: str, page_size: int) -
     return 200, body
 
 
-def create_app(index: str | Path, base_url: str | None = None, page_size: int = 100) -> Any:
-    """The Starlette application serving `/search` over the index file `index`."""
-    from starlette.applications import Starlette
-    from starlette.middleware import Middleware
-    from starlette.middleware.cors import CORSMiddleware
+def search_routes(index: str | Path, base_url: str | None = None, page_size: int = 100) -> list[Any]:
+    """Starlette routes `/search` (the service) and `/search/info` (its description) over `index`."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -148,12 +145,27 @@ def create_app(index: str | Path, base_url: str | None = None, page_size: int = 
         base = base_of(request)
         return respond(200, {"@context": SEARCH_CONTEXT, "id": f"{base}/search", "type": "SearchService2"})
 
+    return [Route("/search", search), Route("/search/info", service)]
+
+
+def create_app(index: str | Path, base_url: str | None = None, page_size: int = 100) -> Any:
+    """The Starlette application serving `/search` over the index file `index` (and its description at `/`)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    routes = search_routes(index, base_url, page_size)
+    routes.append(Route("/", routes[-1].endpoint))  # the service description
+
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"type": "Error", "status": 500, "error": f"internal error: {type(exc).__name__}"},
                             status_code=500)
 
     return Starlette(
-        routes=[Route("/search", search), Route("/", service)],
+        routes=routes,
         middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])],
         exception_handlers={Exception: server_error},
     )
