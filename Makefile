@@ -33,7 +33,7 @@ run: $(STAMP)
 	$(BIN)/htr enrich sample_images -o $(OUT)
 
 test: $(STAMP) $(VIEWER_JS)
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) $(VIEWER_JS)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)

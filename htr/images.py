@@ -73,11 +73,11 @@ warnings.filterwarnings("ignore", message=r"(Tag data larger than file|Possibly 
 
 
 def _raise_pixel_limit() -> None:
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    """Pillow's limit is process-global and other libraries move it (kraken's CLI: 400 MP, ocrd_utils:
+    1.6 GP): set the project's limit again before each decode."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-_raise_pixel_limit()
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -524,7 +524,9 @@ def _open_raster(path: Path, kind: str | None, index: int) -> tuple[Image.Image,
     """Decode frame `index` of a raster file -> (oriented image, dpi, fast-path eligible)."""
     fmt = (kind or "image").upper()
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():  # between 1x and 2x the limit: the size check below says it clearly
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
     except UnidentifiedImageError:
         if kind == "tiff":
             return _tiff_fallback(path, index, None), None, False

