@@ -27,9 +27,9 @@ from typing import Any
 
 from lxml import etree
 
-from htr import atomic
-from htr.errors import AltoError
-from htr.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
+from core import atomic
+from core.errors import AltoError
+from core.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"

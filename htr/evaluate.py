@@ -370,7 +370,7 @@ def _read_error(path: Path, e: Exception, what: str = "ground truth") -> str:
     msg = str(e) or type(e).__name__
     if msg.startswith(f"{path}: "):
         msg = msg[len(f"{path}: "):]
-    if not isinstance(e, (ValueError, OSError, XmlError)):
+    if not isinstance(e, (ValueError, OSError, HTRError)):
         msg = f"{type(e).__name__}: {msg}"
     return f"{path}: cannot read {what}: {msg}"
 
