@@ -42,7 +42,14 @@ def _enrich(args: argparse.Namespace) -> int:
 def _run_enrich(args: argparse.Namespace, settings, console) -> dict:
     """The enrich-collection flow behind a progress bar; returns its summary (also when it ended failed)."""
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from flows import enrich
     from flows.runtime import prefect_api
@@ -160,7 +167,10 @@ def _train(args: argparse.Namespace) -> int:
     base = resolve(args.base).path if args.base else None
     finetune = None
     out = Path(args.output)
-    work = Path(args.work) if args.work else (out.parent if str(out.parent) not in ("", ".") else models_dir()) / f".train-{out.name}"
+    if args.work:
+        work = Path(args.work)
+    else:
+        work = (out.parent if str(out.parent) not in ("", ".") else models_dir()) / f".train-{out.name}"
     if base and is_ppocr(base):
         from htr.finetune import FinetuneSettings
 

@@ -74,7 +74,8 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def sweep(folder: str | Path) -> int:
-    """Delete temp files left by a killed run under `folder` (`.<name>.tmp-*`, the only temp name the project makes); returns how many."""
+    """Delete temp files left by a killed run under `folder` (`.<name>.tmp-*`, the only temp name the project
+    makes); returns how many."""
     n = 0
     folder = Path(folder)
     if not folder.is_dir():

@@ -10,9 +10,10 @@ Two ways to score:
 
 CER / WER are micro-averages: total edits / total reference length (characters or words).
 Characters are extended grapheme clusters after NFC (as dinglehopper counts them): a letter with a
-combining abbreviation mark is one character, one edit when wrong. Text is always NFC-normalised, whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`);
-further normalisations are options recorded in the output. GT lines holding `~~~`
-placeholders are never scored (they still absorb their predicted lines in `--pred`).
+combining abbreviation mark is one character, one edit when wrong. Text is always NFC-normalised,
+whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`); further normalisations are options
+recorded in the output. GT lines holding `~~~` placeholders are never scored (they still absorb their
+predicted lines in `--pred`).
 """
 
 from __future__ import annotations
@@ -247,8 +248,8 @@ class Score:
         for k in ("cer", "wer", "cer_line_mean", "line_recall", "line_precision"):
             d[k] = _round(getattr(self, k))
         if not self.detection:
-            for k in ("pred_lines", "pred_no_geometry_lines", "matched_lines", "detected_lines", "missed_lines", "extra_lines", "line_recall",
-                      "line_precision"):
+            for k in ("pred_lines", "pred_no_geometry_lines", "matched_lines", "detected_lines", "missed_lines",
+                      "extra_lines", "line_recall", "line_precision"):
                 d.pop(k)
         return d
 
@@ -630,7 +631,9 @@ def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, 
     return out
 
 
-def pair_pages(gt_pages: Sequence[GTPage], preds: Sequence[tuple[Path, GTPage]]) -> tuple[list[tuple[GTPage, Path, GTPage]], list[str]]:
+def pair_pages(
+    gt_pages: Sequence[GTPage], preds: Sequence[tuple[Path, GTPage]]
+) -> tuple[list[tuple[GTPage, Path, GTPage]], list[str]]:
     """Pair predicted pages with GT pages by image base name, by image sha256 when the name is ambiguous."""
     gt_by_name: dict[str, list[GTPage]] = defaultdict(list)
     for g in gt_pages:
@@ -821,7 +824,8 @@ def print_summary(result: EvalResult, console=None) -> None:
 
     console = console or Console()
     det = result.mode == "pred"
-    title = "htr evaluate — " + (f"model {result.model['name']}" if result.model else f"predictions {result.settings.get('pred_dir', '')}")
+    what = f"model {result.model['name']}" if result.model else f"predictions {result.settings.get('pred_dir', '')}"
+    title = "htr evaluate — " + what
     table = Table(title=title)
     table.add_column("", overflow="fold", min_width=20)
     for col in ("pages", "lines", "CER %", "WER %", "chars") + (("recall %", "prec. %") if det else ()):

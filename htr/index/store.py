@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from htr.errors import AltoError, HTRError
 from alto.model import Page
 from alto.reader import read_alto
+from htr.errors import AltoError, HTRError
 from htr.index.errors import IndexStoreError, QueryError
 from htr.index.query import Term, build
 from htr.index.text import tokens

@@ -20,10 +20,10 @@ from typing import Any
 
 from lxml import etree
 
-from htr import atomic
-from htr.errors import ExportError
 from alto.model import Page
 from alto.reader import read_alto
+from htr import atomic
+from htr.errors import ExportError
 from htr.portal.documents import Collection, Document, collect
 from htr.portal.images import MAX_SIDE, derivative_size, ensure_image
 from htr.portal.manifest import CanvasPage, collection, line_annotations, manifest, word_annotations

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from htr.errors import ExportError
 from alto.model import Page, WBox
+from htr.errors import ExportError
 from htr.portal.documents import Document, PageEntry
 from htr.portal.urls import Urls
 

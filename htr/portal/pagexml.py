@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from alto.writer import xml_text
 from alto.model import Page, Points, WBox
+from alto.writer import xml_text
 
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 PAGE_LOCATION = f"{PAGE_NS}/pagecontent.xsd"

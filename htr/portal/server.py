@@ -22,9 +22,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from htr.errors import ExportError, HTRError
 from alto.model import Page
 from alto.reader import read_alto
+from htr.errors import ExportError, HTRError
 from htr.portal.documents import Collection, PageEntry, collect
 from htr.portal.images import MAX_SIDE, derivative_size, ensure_image, image_path
 from htr.portal.manifest import CanvasPage, collection, line_annotations, manifest, word_annotations
