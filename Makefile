@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench bench-scaleout samples clean train-gpu-bundle train-gpu viewer
+.PHONY: install run lint test test-fast bench bench-scaleout samples clean train-gpu-bundle train-gpu viewer
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,10 +32,14 @@ install: $(STAMP) $(VIEWER_JS)
 run: $(STAMP)
 	$(BIN)/htr enrich sample_images -o $(OUT)
 
-test: $(STAMP) $(VIEWER_JS)
+# ruff lint of core/ alto/ htr/ flows/ cli/ ([tool.ruff] in pyproject.toml); `make test` runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check
+
+test: $(STAMP) $(VIEWER_JS) lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
-test-fast: $(STAMP) $(VIEWER_JS)
+test-fast: $(STAMP) $(VIEWER_JS) lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from htr import safexml
-from htr.errors import AltoError, XmlError
+from core import safexml
+from core.errors import AltoError, XmlError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DEFAULT_XSD = SCHEMA_DIR / "alto-4-4.xsd"

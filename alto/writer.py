@@ -27,9 +27,9 @@ from typing import Any
 
 from lxml import etree
 
-from htr import atomic
-from htr.errors import AltoError
-from htr.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
+from core import atomic
+from core.errors import AltoError
+from core.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -459,14 +459,15 @@ def build_alto(
     return etree.ElementTree(root)
 
 
+def line_texts(seg: PageSegmentation, text: PageText | None) -> list[tuple[Line, LineText | None]]:
+    """The lines of `seg` in the order the ALTO gets them, each with its recognised text (None when unread)."""
+    texts = _texts_by_line(text)
+    return [(ln, _take(texts, ln.id)) for ln in _ordered_lines(seg)]
+
+
 def page_text(seg: PageSegmentation, text: PageText | None) -> str:
     """Plain text of the page in the ALTO reading order: one line per TextLine (empty lines kept), `\\n`-terminated."""
-    texts = _texts_by_line(text)
-    out = []
-    for ln in _ordered_lines(seg):
-        lt = _take(texts, ln.id)
-        out.append(xml_text(lt.text) if lt else "")
-    return "".join(s + "\n" for s in out)
+    return "".join((xml_text(lt.text) if lt else "") + "\n" for _, lt in line_texts(seg, text))
 
 
 # --------------------------------------------------------------------------- output

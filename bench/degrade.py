@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from alto.gt import GTPage, find_gt_files, read_gt  # noqa: E402
 from alto.writer import build_alto, write_alto  # noqa: E402
-from htr.preprocess import Transform, _rotation, _warp  # noqa: E402
+from htr.preprocess import Transform, rotation, warp  # noqa: E402
 from htr.types import Line, LineText, PageImage, PageRef, PageSegmentation, PageText  # noqa: E402
 
 KINDS = ("skew", "rot90", "rot180", "border", "contrast", "noise", "double")
@@ -49,14 +49,14 @@ def skew(img: np.ndarray, rng: random.Random) -> tuple[np.ndarray, Transform, di
 
 def skew_by(img: np.ndarray, angle: float) -> tuple[np.ndarray, Transform, dict]:
     """The page turned `angle` degrees counter-clockwise on a larger canvas of paper colour."""
-    back, w, h = _rotation(angle, img.shape[1], img.shape[0])
+    back, w, h = rotation(angle, img.shape[1], img.shape[0])
     fill = _paper(img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
-    out = _warp(img, back, w, h, border=(fill, fill, fill) if img.ndim == 3 else fill)
+    out = warp(img, back, w, h, border=(fill, fill, fill) if img.ndim == 3 else fill)
     return out, _forward(back), {"angle": round(angle, 2)}
 
 
 def quarter(img: np.ndarray, turn: int) -> tuple[np.ndarray, Transform, dict]:
-    back, _, _ = _rotation(turn, img.shape[1], img.shape[0])
+    back, _, _ = rotation(turn, img.shape[1], img.shape[0])
     return np.ascontiguousarray(np.rot90(img, turn // 90)), _forward(back), {"turn": turn}
 
 

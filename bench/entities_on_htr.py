@@ -43,7 +43,7 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 from alto.gt import GTLine, GTPage, read_gt  # noqa: E402
 from htr import atomic  # noqa: E402
 from htr.config import RecognizeSettings  # noqa: E402
-from htr.evaluate import _clamp, _usable, open_page_image  # noqa: E402  (same line handling as htr evaluate)
+from htr.evaluate import clamp_points, has_geometry, open_page_image  # noqa: E402  (same line handling as htr evaluate)
 from htr.index.entities import find_entities, load_model, model_info  # noqa: E402
 from htr.models import ModelInfo, resolve  # noqa: E402
 
@@ -148,14 +148,14 @@ def recognise(page: GTPage, lines: Sequence[GTLine], model: ModelInfo, settings:
     from htr import recognize
     from htr.types import Line, PageSegmentation
 
-    used = [ln for ln in lines if _usable(ln)]
+    used = [ln for ln in lines if has_geometry(ln)]
     out = {ln.id: "" for ln in lines}
     if not used:
         return out
     im = open_page_image(page)
     w, h = im.width, im.height
     seg = PageSegmentation(w, h, lines=tuple(
-        Line(f"l{k}", _clamp(ln.baseline, w, h), _clamp(ln.polygon, w, h)) for k, ln in enumerate(used)))
+        Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)))
     text = recognize.run(im, seg, model, settings, "cpu", page_id=str(page.xml_path))
     hyp = {lt.line_id: lt.text for lt in text.lines}
     for k, ln in enumerate(used):
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         order = {ln.id: k for k, ln in enumerate(page.lines)}
         ann = sorted(f["lines"], key=lambda a: order[a["line"]])  # reading order of the page
         gl = [by_id[a["line"]] for a in ann]
-        n_no_geom += sum(not _usable(ln) for ln in gl)
+        n_no_geom += sum(not has_geometry(ln) for ln in gl)
         if f["file"] in cached:
             hyp = cached[f["file"]]
         else:

@@ -104,8 +104,8 @@ for y in range(h // 10, h - h // 10, step):  # lines of dark 'words', turned 3 d
     for x in range(w // 10, w - w // 10 - word, 2 * word):
         img[y:y + max(2, h // 200), x:x + word] = 40
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-back, nw, nh = P._rotation(3.0, w, h)
-img = P._warp(img, back, nw, nh, border=(235, 235, 235))
+back, nw, nh = P.rotation(3.0, w, h)
+img = P.warp(img, back, nw, nh, border=(235, 235, 235))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 pre = P.run(Image.fromarray(img), P.parse_steps("{steps}"))

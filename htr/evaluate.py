@@ -10,18 +10,17 @@ Two ways to score:
 
 CER / WER are micro-averages: total edits / total reference length (characters or words).
 Characters are extended grapheme clusters after NFC (as dinglehopper counts them): a letter with a
-combining abbreviation mark is one character, one edit when wrong. Text is always NFC-normalised, whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`);
-further normalisations are options recorded in the output. GT lines holding `~~~`
-placeholders are never scored (they still absorb their predicted lines in `--pred`).
+combining abbreviation mark is one character, one edit when wrong. Text is always NFC-normalised,
+whitespace-folded and `&amp;` fixed (`alto.gt.normalize_text`); further normalisations are options
+recorded in the output. GT lines holding `~~~` placeholders are never scored (they still absorb their
+predicted lines in `--pred`).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import unicodedata
 from collections import Counter, defaultdict
@@ -44,7 +43,6 @@ from htr.types import Box, bbox_of
 IOU_DETECTED = 0.5  # a GT line counts as found (recall / precision) when matched at IoU >= this
 BASELINE_PAD = 20  # px: half-height of the shape given to a line that has a baseline but no polygon
 TOP_CONFUSIONS = 20
-EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 
 Progress = Callable[[str], None]
 
@@ -250,8 +248,8 @@ class Score:
         for k in ("cer", "wer", "cer_line_mean", "line_recall", "line_precision"):
             d[k] = _round(getattr(self, k))
         if not self.detection:
-            for k in ("pred_lines", "pred_no_geometry_lines", "matched_lines", "detected_lines", "missed_lines", "extra_lines", "line_recall",
-                      "line_precision"):
+            for k in ("pred_lines", "pred_no_geometry_lines", "matched_lines", "detected_lines", "missed_lines",
+                      "extra_lines", "line_recall", "line_precision"):
                 d.pop(k)
         return d
 
@@ -370,7 +368,7 @@ def _read_error(path: Path, e: Exception, what: str = "ground truth") -> str:
     msg = str(e) or type(e).__name__
     if msg.startswith(f"{path}: "):
         msg = msg[len(f"{path}: "):]
-    if not isinstance(e, (ValueError, OSError, XmlError)):
+    if not isinstance(e, (ValueError, OSError, HTRError)):
         msg = f"{type(e).__name__}: {msg}"
     return f"{path}: cannot read {what}: {msg}"
 
@@ -633,7 +631,9 @@ def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, 
     return out
 
 
-def pair_pages(gt_pages: Sequence[GTPage], preds: Sequence[tuple[Path, GTPage]]) -> tuple[list[tuple[GTPage, Path, GTPage]], list[str]]:
+def pair_pages(
+    gt_pages: Sequence[GTPage], preds: Sequence[tuple[Path, GTPage]]
+) -> tuple[list[tuple[GTPage, Path, GTPage]], list[str]]:
     """Pair predicted pages with GT pages by image base name, by image sha256 when the name is ambiguous."""
     gt_by_name: dict[str, list[GTPage]] = defaultdict(list)
     for g in gt_pages:
@@ -716,11 +716,13 @@ def evaluate_predictions(
 # --------------------------------------------------------------------------- --model
 
 
-def _usable(line: GTLine) -> bool:
+def has_geometry(line: GTLine) -> bool:
+    """True when a line has what recognition needs: a polygon (3+ points) and a baseline (2+)."""
     return len(line.polygon) >= 3 and len(line.baseline) >= 2
 
 
-def _clamp(points, width: int, height: int) -> tuple[tuple[int, int], ...]:
+def clamp_points(points, width: int, height: int) -> tuple[tuple[int, int], ...]:
+    """`points` as ints moved inside a `width` x `height` image."""
     return tuple((min(max(int(x), 0), width - 1), min(max(int(y), 0), height - 1)) for x, y in points)
 
 
@@ -749,7 +751,7 @@ def score_model_page(page: GTPage, model: ModelInfo, settings: RecognizeSettings
             placeholder += 1
         elif not ln.text:
             empty += 1
-        elif not _usable(ln):
+        elif not has_geometry(ln):
             no_geom += 1
         else:
             used.append(ln)
@@ -759,7 +761,7 @@ def score_model_page(page: GTPage, model: ModelInfo, settings: RecognizeSettings
     im = open_page_image(page)
     w, h = im.width, im.height
     seg = PageSegmentation(w, h, lines=tuple(
-        Line(f"l{k}", _clamp(ln.baseline, w, h), _clamp(ln.polygon, w, h)) for k, ln in enumerate(used)
+        Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)
     ))
     text = recognize.run(im, seg, model, settings, device, page_id=key or str(page.xml_path))
     hyp = {lt.line_id: lt.text for lt in text.lines}
@@ -822,7 +824,8 @@ def print_summary(result: EvalResult, console=None) -> None:
 
     console = console or Console()
     det = result.mode == "pred"
-    title = "htr evaluate — " + (f"model {result.model['name']}" if result.model else f"predictions {result.settings.get('pred_dir', '')}")
+    what = f"model {result.model['name']}" if result.model else f"predictions {result.settings.get('pred_dir', '')}"
+    title = "htr evaluate — " + what
     table = Table(title=title)
     table.add_column("", overflow="fold", min_width=20)
     for col in ("pages", "lines", "CER %", "WER %", "chars") + (("recall %", "prec. %") if det else ()):
@@ -862,102 +865,3 @@ def write_json(result: EvalResult, path: Path, lines: bool = False) -> None:
     from htr import atomic
 
     atomic.write_text(path, json.dumps(result.to_dict(lines=lines), ensure_ascii=False, indent=1) + "\n")
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the `evaluate` sub-command to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "evaluate",
-        help="score predicted ALTO (--pred) or a recognition model (--model) against ground-truth ALTO/PAGE",
-        description="CER / WER (micro-averaged) per page, document, dataset and overall. Text is always NFC, "
-        "whitespace-folded and &amp;-fixed; lines with ~~~ placeholders are excluded.",
-    )
-    p.add_argument("gt", nargs="+", metavar="GT", help="ground-truth ALTO/PAGE files or folders (ALTO preferred when both exist)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pred", type=Path, metavar="OUT", help="output folder of `htr enrich` (reads OUT/alto/*.xml)")
-    src.add_argument("--model", metavar="M", help="recognise the GT lines with this model (manifest name or file)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N (--model)")
-    p.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch (--model)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write every score as JSON")
-    p.add_argument("--json-lines", action="store_true", help="include every scored line in the JSON")
-    p.add_argument("--html", type=Path, metavar="FILE", help="write an HTML page of the worst lines")
-    p.add_argument("--worst", type=int, default=50, metavar="N", help="lines shown in the HTML page (default 50)")
-    p.add_argument("--ignore-case", action="store_true", help="compare in lower case")
-    p.add_argument("--strip-punctuation", action="store_true", help="drop Unicode punctuation (P*) before comparing")
-    p.add_argument("--no-superscript-marker", action="store_true", help="drop the ^ superscript marker before comparing")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error."""
-    from rich.console import Console
-
-    err = Console(stderr=True)
-    out = Console()
-    if args.worst < 0:
-        err.print("htr evaluate: --worst must be >= 0")
-        return EXIT_USAGE
-    norm = Normalization(args.ignore_case, args.strip_punctuation, args.no_superscript_marker)
-    try:
-        if args.pred is not None and not args.pred.exists():
-            raise ConfigError("no such prediction folder", path=str(args.pred))
-        pages, errors = load_gt(args.gt)
-        for e in errors:
-            err.print(f"[yellow]warning[/] {e}", markup=True, highlight=False)
-        if not pages:
-            err.print("htr evaluate: no readable ground-truth ALTO/PAGE file in " + ", ".join(map(str, args.gt)))
-            return EXIT_USAGE
-        progress = None if args.quiet else (lambda key: err.print(f"[dim]{key}[/]", highlight=False))
-        if args.pred is not None:
-            result = evaluate_predictions(args.gt, args.pred, normalization=norm, gt_pages=pages, progress=progress)
-            result = _with_errors(result, errors)
-        else:
-            from htr.config import make_settings
-            from htr.models import resolve
-
-            settings = make_settings(device=args.device, recognize={"model": args.model, "batch_size": args.batch_size})
-            model = resolve(args.model)
-            result = evaluate_model(pages, model, settings.recognize, settings.device, normalization=norm,
-                                    progress=progress, errors=errors)
-    except HTRError as e:
-        err.print(f"htr evaluate: error: {e}", highlight=False)
-        return EXIT_USAGE
-    for e in result.errors[len(errors):]:
-        err.print(f"[yellow]warning[/] {e}", highlight=False)
-    if result.unpaired_gt:
-        err.print(f"{len(result.unpaired_gt)} GT page(s) without a prediction (not scored)", highlight=False)
-    if result.unpaired_pred:
-        err.print(f"{len(result.unpaired_pred)} prediction(s) without GT (ignored)", highlight=False)
-    print_summary(result, out)
-    if args.json:
-        write_json(result, args.json, lines=args.json_lines)
-        err.print(f"JSON: {args.json}", highlight=False)
-    if args.html:
-        from htr.evaluate_report import write_html
-
-        write_html(result, args.html, worst=args.worst)
-        err.print(f"HTML: {args.html}", highlight=False)
-    return EXIT_OK if result.pages else EXIT_NOTHING
-
-
-def _with_errors(result: EvalResult, errors: list[str]) -> EvalResult:
-    from dataclasses import replace
-
-    return replace(result, errors=tuple(errors) + result.errors)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (`python -m htr.evaluate ...`) until the sub-command is wired into `htr`."""
-    ap = argparse.ArgumentParser(prog="htr")
-    register(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(["evaluate", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

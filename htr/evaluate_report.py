@@ -146,7 +146,8 @@ def render_html(result: EvalResult, worst: int = 50) -> str:
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     if result.model:
-        parts.append(f'<p class="meta">model {html.escape(result.model["name"])} sha256 {html.escape(result.model["sha256"])}</p>')
+        name, sha = html.escape(result.model["name"]), html.escape(result.model["sha256"])
+        parts.append(f'<p class="meta">model {name} sha256 {sha}</p>')
     parts.append(
         "<p>CER / WER: total edits / total reference length. Normalisation: NFC, whitespace folding, &amp;amp; fixed"
         + (html.escape("; " + ", ".join(opts)) if opts else "")

@@ -261,7 +261,7 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
     work.mkdir(parents=True, exist_ok=True)
     ckpt_path = work / "last.pt"
     net = model.net.to(s.device)
-    l2c = model.label_to_char()
+    model.label_to_char()  # checks the codec now: one label per character (ValueError otherwise)
 
     missing = set(train.charset()) - set(model.codec)
     if missing:

@@ -9,11 +9,11 @@ pointing at a file the next stages can open with `open_image`.
 from __future__ import annotations
 
 import hashlib
-import warnings
 import os
 import re
 import stat
 import unicodedata
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
@@ -480,7 +480,7 @@ def _tiff_via_tifffile(path: Path, index: int) -> Image.Image:
     if arr.ndim == 3:
         c = arr.shape[-1]
         if photometric == 5 and c >= 4:  # separated (CMYK)
-            cmyk = _scale_to_u8(lambda y0, y1: arr[y0:y1, :, :4], h, w, 4)
+            cmyk = _scale_to_u8(lambda y0, y1: arr[y0:y1, :, :4], h, w, 4)  # noqa: F821 - called before the `del arr` below
             img = Image.fromarray(cmyk, "CMYK").convert("RGB")
             return _orient(img, orientation)
         if c == 2:
@@ -492,7 +492,7 @@ def _tiff_via_tifffile(path: Path, index: int) -> Image.Image:
     else:
         color = arr
     channels = 1 if color.ndim == 2 else 3
-    out = _scale_to_u8(lambda y0, y1: color[y0:y1], h, w, channels)
+    out = _scale_to_u8(lambda y0, y1: color[y0:y1], h, w, channels)  # noqa: F821 - called before the `del color` below
     if photometric == 0 and channels == 1:  # min-is-white
         np.subtract(255, out, out=out)
     if alpha is not None:

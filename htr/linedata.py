@@ -61,7 +61,7 @@ class LineSet:
 def from_pages(pages, height: int, progress=None) -> tuple[LineSet, int]:
     """Cut the usable lines of ground-truth pages as recognition sees them; returns (set, lines dropped)."""
     from alto.gt import is_placeholder_line
-    from htr.evaluate import _clamp, _usable, open_page_image
+    from htr.evaluate import clamp_points, has_geometry, open_page_image
     from htr.recognize import line_images
     from htr.types import Line, PageSegmentation
 
@@ -71,14 +71,14 @@ def from_pages(pages, height: int, progress=None) -> tuple[LineSet, int]:
     for page in pages:
         if progress:
             progress(str(page.xml_path))
-        used = [ln for ln in page.lines if ln.text and not is_placeholder_line(ln.text) and _usable(ln)]
+        used = [ln for ln in page.lines if ln.text and not is_placeholder_line(ln.text) and has_geometry(ln)]
         dropped += len(page.lines) - len(used)
         if not used:
             continue
         im = open_page_image(page)
         w, h = im.width, im.height
         seg = PageSegmentation(w, h, lines=tuple(
-            Line(f"l{k}", _clamp(ln.baseline, w, h), _clamp(ln.polygon, w, h)) for k, ln in enumerate(used)))
+            Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)))
         for ln, (_, crop) in zip(used, line_images(im, seg, height)):
             if crop is None or crop.width < 4:
                 dropped += 1

@@ -121,7 +121,7 @@ class Transform:
         return bx0, by0, max(bx0 + 1, min(int(math.ceil(max(xs))), width)), max(by0 + 1, min(int(math.ceil(max(ys))), height))
 
 
-def _rotation(angle_deg: float, w: int, h: int) -> tuple[Transform, int, int]:
+def rotation(angle_deg: float, w: int, h: int) -> tuple[Transform, int, int]:
     """Turn a w x h image's content by `angle_deg` counter-clockwise (as displayed) on an enlarged canvas.
 
     Returns the map from the rotated canvas back to the source and the canvas size.
@@ -295,8 +295,8 @@ def ascender_asymmetry(mask: np.ndarray) -> float:
     """(ink above - ink below the x-height band) / total, summed over text lines; > 0 means upright."""
     skew, _ = estimate_skew((1 - mask).astype(np.uint8) * 255, max_angle=5.0) if mask.any() else (0.0, 1.0)
     if abs(skew) > 0.2:
-        back, nw, nh = _rotation(-skew, mask.shape[1], mask.shape[0])
-        mask = _warp(mask, back, nw, nh, border=0, nearest=True)
+        back, nw, nh = rotation(-skew, mask.shape[1], mask.shape[0])
+        mask = warp(mask, back, nw, nh, border=0, nearest=True)
     prof = mask.sum(axis=1).astype(np.float64)
     if prof.max() <= 0:
         return 0.0
@@ -382,7 +382,7 @@ def estimate_gutter(gray_small: np.ndarray) -> tuple[int | None, dict[str, float
 # --------------------------------------------------------------------------- applying
 
 
-def _warp(img: np.ndarray, back: Transform, width: int, height: int, *, border: int | tuple | None = None,
+def warp(img: np.ndarray, back: Transform, width: int, height: int, *, border: int | tuple | None = None,
           nearest: bool = False) -> np.ndarray:
     """Resample `img` onto a `width` x `height` canvas whose pixel (x, y) comes from `back(x, y)`."""
     flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_CUBIC) | cv2.WARP_INVERSE_MAP
@@ -403,7 +403,7 @@ def orient(img: np.ndarray) -> StepResult:
     """Turn the page by a multiple of 90 degrees so that its text is upright."""
     small, _ = _small(to_gray(img))
     turn, evidence = estimate_orientation(small)
-    back, _, _ = _rotation(turn, img.shape[1], img.shape[0])
+    back, _, _ = rotation(turn, img.shape[1], img.shape[0])
     return StepResult((_quarter_turn(img, turn),), (back,), {"turn": turn, **evidence})
 
 
@@ -413,8 +413,8 @@ def deskew(img: np.ndarray) -> StepResult:
     angle, conf = estimate_skew(small)
     if abs(angle) < MIN_SKEW:
         return StepResult((img,), (Transform(),), {"angle": angle, "confidence": conf})
-    back, nw, nh = _rotation(-angle, img.shape[1], img.shape[0])
-    return StepResult((_warp(img, back, nw, nh),), (back,), {"angle": angle, "confidence": conf})
+    back, nw, nh = rotation(-angle, img.shape[1], img.shape[0])
+    return StepResult((warp(img, back, nw, nh),), (back,), {"angle": angle, "confidence": conf})
 
 
 def crop(img: np.ndarray) -> StepResult:
@@ -569,9 +569,9 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
         info.setdefault("deskew", {"angle": 0.0, "measured": a, "confidence": conf})
         if abs(a) < MIN_SKEW:
             return 0.0
-        back_s, sw, sh = _rotation(-a, small.shape[1], small.shape[0])
-        small = _warp(small, back_s, sw, sh)
-        back, W, H = _rotation(-a, W, H)
+        back_s, sw, sh = rotation(-a, small.shape[1], small.shape[0])
+        small = warp(small, back_s, sw, sh)
+        back, W, H = rotation(-a, W, H)
         full = full.then(back)
         info["deskew"] = {"angle": round(info["deskew"]["angle"] + a, 2), "confidence": conf}
         return a
@@ -586,7 +586,7 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
         info["orient"] = {"turn": turn, **evidence}
         if turn:
             small = _quarter_turn(small, turn)
-            back, W, H = _rotation(turn, W, H)
+            back, W, H = rotation(turn, W, H)
             full = full.then(back)
             if "deskew" in steps and turn % 180:
                 angle += abs(straighten())
@@ -613,10 +613,10 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
     parts: list[Part] = []
     for t, pw, ph, sfx in pieces:
         if angle:
-            out = _warp(arr, t, pw, ph)  # one resampling for turn + skew + crop + split
+            out = warp(arr, t, pw, ph)  # one resampling for turn + skew + crop + split
         else:  # exact: quarter turn, then a slice
             rotated = _quarter_turn(arr, turn)
-            x0, y0 = _rotation(turn, arr.shape[1], arr.shape[0])[0].inverse().point(*t.point(0, 0))
+            x0, y0 = rotation(turn, arr.shape[1], arr.shape[0])[0].inverse().point(*t.point(0, 0))
             x0, y0 = int(round(x0)), int(round(y0))
             out = rotated[y0:y0 + ph, x0:x0 + pw]
             t = Transform.from_matrix(_snap(t).matrix)

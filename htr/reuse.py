@@ -57,7 +57,8 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
 
 
 def segmentation_of(ref: PageRef, width: int, height: int) -> PageSegmentation:
-    """The lines of `ref.segmentation` in document order, ids and geometry kept (lines without polygon dropped)."""
+    """The lines of `ref.segmentation` in its reading order (alto.reader), ids and geometry kept
+    (lines without polygon dropped)."""
     try:
         gt = read_gt(ref.segmentation)
     except Exception as e:  # noqa: BLE001

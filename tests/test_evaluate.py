@@ -16,6 +16,7 @@ from PIL import Image
 
 from alto.gt import GTPage, find_gt_files, normalize_text, read_gt
 from alto.writer import build_alto, write_alto
+from cli.evaluate import register
 from htr.evaluate import (
     EvalResult,
     Normalization,
@@ -25,7 +26,6 @@ from htr.evaluate import (
     evaluate_predictions,
     macro_average,
     micro_average,
-    register,
     wer,
 )
 from htr.evaluate_report import diff_html, render_html, write_html

@@ -118,7 +118,7 @@ def cli_env(tmp: Path, api_url: str | None) -> dict[str, str]:
 
 
 def enrich_cmd(src: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "htr.cli", "enrich", str(src), "-o", str(out), "--segmentation-from", "alto",
+    return [sys.executable, "-m", "cli", "enrich", str(src), "-o", str(out), "--segmentation-from", "alto",
             "--workers", "1", "--no-entities", "-q", *extra]
 
 
@@ -496,7 +496,7 @@ def test_parser_refuses_dtd_entities_huge_and_deep_files_in_one_line(tmp_path, m
 
 
 def test_validate_reports_each_hostile_file_in_one_line_and_checks_the_rest(tmp_path, capsys, monkeypatch):
-    from htr.cli import main
+    from cli.main import main
 
     folder = tmp_path / "alto"
     folder.mkdir()

@@ -44,7 +44,7 @@ def _median_baseline_angle(lines) -> float:
 
 
 def test_quarter_turn_map_exact_numbers():
-    back, w, h = P._rotation(90, 100, 50)  # content turned 90 degrees counter-clockwise
+    back, w, h = P.rotation(90, 100, 50)  # content turned 90 degrees counter-clockwise
     assert (w, h) == (50, 100)
     img = np.arange(50 * 100).reshape(50, 100)
     turned = np.rot90(img, 1)
@@ -55,7 +55,7 @@ def test_quarter_turn_map_exact_numbers():
 
 
 def test_rotation_and_crop_compose_and_invert_within_a_pixel():
-    back, w, h = P._rotation(-5.0, 2000, 3000)
+    back, w, h = P.rotation(-5.0, 2000, 3000)
     crop = P.Transform((1, 0, 120, 0, 1, 80))
     t = back.then(crop)
     # a known point of the processed image: rotate it by hand
@@ -232,7 +232,7 @@ def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordin
 
 
 def test_command_line_preprocess_option_reaches_the_settings():
-    from htr.cli import DEFAULT_PREPROCESS, parser, settings_from
+    from cli.main import DEFAULT_PREPROCESS, parser, settings_from
 
     args = parser().parse_args(["enrich", "in", "-o", "out", "--preprocess", "split,deskew"])
     assert settings_from(args).preprocess.steps == ("deskew", "split")

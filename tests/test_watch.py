@@ -93,7 +93,7 @@ def test_output_inside_inbox_is_not_scanned(tmp_path):
 
 
 def test_register_adds_the_watch_command(tmp_path):
-    from flows import watch
+    from cli import watch
 
     ap = argparse.ArgumentParser(prog="htr")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -177,7 +177,7 @@ def test_htr_watch_serves_a_schedule_with_its_own_server_and_stops_cleanly(tmp_p
     write(inbox / "lot" / ".done", b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
-    code = ("import argparse, sys; from flows import watch; ap = argparse.ArgumentParser(prog='htr'); "
+    code = ("import argparse, sys; from cli import watch; ap = argparse.ArgumentParser(prog='htr'); "
             "sub = ap.add_subparsers(dest='command', required=True); watch.register(sub); "
             "a = ap.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
     cmd = [sys.executable, "-c", code, "watch", str(inbox), "-o", str(out), "--every", "1h", "--settle", "1",

@@ -223,14 +223,9 @@ def find_entities(lines: Sequence[tuple[str, str]], *, model: bool = True) -> li
 def entity_lines(seg: Any, text: Any) -> list[tuple[str, str]]:
     """(line_id, text) of a page in the reading order alto.writer uses (segmentation line ids):
     what find_entities and build_alto(..., entities=) expect for pages made by the pipeline."""
-    from alto.writer import _ordered_lines, _take, _texts_by_line
+    from alto.writer import line_texts
 
-    texts = _texts_by_line(text)
-    out = []
-    for ln in _ordered_lines(seg):
-        lt = _take(texts, ln.id)
-        out.append((ln.id, lt.text if lt else ""))
-    return out
+    return [(ln.id, lt.text if lt else "") for ln, lt in line_texts(seg, text)]
 
 
 def ner_step(date: str = "") -> Any:

@@ -2,8 +2,8 @@
 
 The language: plain words (all must occur in the page), `"a phrase"` (consecutive words),
 `prefix*` (words starting with it), `"phrase prefix"*`; `AND` between terms is accepted (it is the
-default), `a OR b` (either), `NOT a` (pages without it). Case and accents never matter. Every term reaches FTS5 as a double-quoted string
-(inner quotes doubled), and the expression itself is passed as an SQL parameter.
+default), `a OR b` (either), `NOT a` (pages without it). Case and accents never matter. Every term
+reaches FTS5 as a double-quoted string (inner quotes doubled), and the expression itself is passed as an SQL parameter.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alto.model import Page
+from alto.reader import read_alto
 from htr.errors import AltoError, HTRError
-from htr.index.altoread import APage, read_alto
 from htr.index.errors import IndexStoreError, QueryError
 from htr.index.query import Term, build
 from htr.index.text import tokens
@@ -169,7 +170,7 @@ def _entity_type(tag_type: str, label: str) -> str:
     return t or "MISC"
 
 
-def page_rows(page: APage) -> _PageRows:
+def page_rows(page: Page) -> _PageRows:
     """The rows one ALTO page gives (without the doc number)."""
     lines, words = [], []
     body: list[str] = []
@@ -179,8 +180,8 @@ def page_rows(page: APage) -> _PageRows:
     flat: list[tuple[int, Any]] = []
     pos = 0
     for line_no, ln in enumerate(page.lines):
-        lines.append((line_no, ln.line_id, ln.text, *ln.box))
-        line_ids.append(ln.line_id)
+        lines.append((line_no, ln.id, ln.text, *ln.box))
+        line_ids.append(ln.id)
         for w in ln.words:
             toks = " ".join(t for t, _, _ in tokens(w.content))
             words.append((pos, line_no, w.start, w.end, w.content, toks, w.full, w.hyph, *w.box))
@@ -198,7 +199,7 @@ def page_rows(page: APage) -> _PageRows:
             pos += 1
     ents = []
     n = 0
-    for tid, tag in page.tags.items():
+    for tid, tag in page.tag_map().items():
         if tag.kind != "NamedEntityTag":
             continue
         refs = by_string.get(tid, [])

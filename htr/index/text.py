@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import unicodedata
 
-HYPHENS = ("-", "¬", "\u00ad", "\u2010", "\u2011")  # a line-final one of these may split a word
+# line-end hyphenation: one definition, beside the ALTO reader that applies it
+from alto.reader import HYPHENS, continues_word, hyphen_stem  # noqa: F401, E402
 
 
 def _is_token_char(ch: str) -> bool:
@@ -49,19 +50,3 @@ def tokens(text: str) -> list[tuple[str, int, int]]:
 
 def has_token(text: str) -> bool:
     return any(_is_token_char(c) for c in text)
-
-
-def hyphen_stem(word: str) -> str | None:
-    """`word` without its final hyphen when it looks like the first part of a hyphenated word
-    (`provi-` -> `provi`), else None (`-`, `12-`, `M.-`, plain words)."""
-    w = word.rstrip()
-    if len(w) < 2 or not w.endswith(HYPHENS):
-        return None
-    stem = w[:-1]
-    return stem if stem[-1:].isalpha() else None
-
-
-def continues_word(word: str) -> bool:
-    """True when `word` can be the second part of a hyphenated word (starts with a lower-case letter)."""
-    w = word.lstrip()
-    return bool(w) and w[0].isalpha() and w[0].islower()

@@ -20,9 +20,10 @@ from typing import Any
 
 from lxml import etree
 
+from alto.model import Page
+from alto.reader import read_alto
 from htr import atomic
 from htr.errors import ExportError
-from htr.index.altoread import APage, read_alto
 from htr.portal.documents import Collection, Document, collect
 from htr.portal.images import MAX_SIDE, derivative_size, ensure_image
 from htr.portal.manifest import CanvasPage, collection, line_annotations, manifest, word_annotations
@@ -145,7 +146,7 @@ def export_mets(out: str | Path, dest: str | Path | None = None, base_url: str |
     return ExportReport(dest, len(coll.documents), n_pages, len(coll.documents), tuple(missing))
 
 
-def _image_filename(source: str, alto: APage, dest: Path) -> str:
+def _image_filename(source: str, alto: Page, dest: Path) -> str:
     if source:
         return Path(os.path.relpath(Path(source).resolve(), dest.resolve())).as_posix()
     return alto.file_name

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from alto.model import Page, WBox
 from htr.errors import ExportError
-from htr.index.altoread import APage, WBox
 from htr.portal.documents import Document, PageEntry
 from htr.portal.urls import Urls
 
@@ -31,7 +31,7 @@ class CanvasPage:
     """What a canvas needs: the page, its ALTO read, and its image's pixel size (None: no image)."""
 
     entry: PageEntry
-    alto: APage
+    alto: Page
     image_size: tuple[int, int] | None
 
 
@@ -65,7 +65,7 @@ def _annotation(p: Any, aid: str, text: str, target: str) -> Any:
 def _line_page(p: Any, urls: Urls, doc: str, page: CanvasPage) -> Any:
     pid = page.entry.id
     base = urls.lines(doc, pid)[: -len(".json")]
-    items = [_annotation(p, f"{base}/{quote(ln.line_id, safe='')}", ln.text, f"{urls.canvas(pid)}#xywh={_xywh(ln.box)}")
+    items = [_annotation(p, f"{base}/{quote(ln.id, safe='')}", ln.text, f"{urls.canvas(pid)}#xywh={_xywh(ln.box)}")
              for ln in page.alto.lines]
     return p.AnnotationPage(id=urls.lines(doc, pid), label=_label(f"{pid}: lines"), items=items)
 

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
+from alto.model import Page, Points, WBox
 from alto.writer import xml_text
-from htr.index.altoread import APage, Points, WBox
 
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 PAGE_LOCATION = f"{PAGE_NS}/pagecontent.xsd"
@@ -64,7 +64,7 @@ def _text_equiv(parent: etree._Element, text: str, conf: float | None = None) ->
     etree.SubElement(te, _P + "Unicode").text = "\n".join(xml_text(t) for t in text.split("\n"))
 
 
-def build_page(page_id: str, alto: APage, image_filename: str, creator: str) -> etree._ElementTree:
+def build_page(page_id: str, alto: Page, image_filename: str, creator: str) -> etree._ElementTree:
     """The PAGE tree of one page; `image_filename` names the scan the coordinates refer to."""
     w, h = max(1, alto.width), max(1, alto.height)
     ids = _Ids()
@@ -94,7 +94,7 @@ def build_page(page_id: str, alto: APage, image_filename: str, creator: str) -> 
         etree.SubElement(region, _P + "Coords", points=_points(poly, w, h))
         texts = []
         for ln in lines_of.get(block.id, []):
-            tl = etree.SubElement(region, _P + "TextLine", id=ids(ln.line_id, "l"))
+            tl = etree.SubElement(region, _P + "TextLine", id=ids(ln.id, "l"))
             lpoly = ln.polygon if len(ln.polygon) >= 3 else _corners(ln.box)
             etree.SubElement(tl, _P + "Coords", points=_points(lpoly, w, h))
             if len(ln.baseline) >= 2:

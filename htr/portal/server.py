@@ -22,8 +22,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from alto.model import Page
+from alto.reader import read_alto
 from htr.errors import ExportError, HTRError
-from htr.index.altoread import APage, read_alto
 from htr.portal.documents import Collection, PageEntry, collect
 from htr.portal.images import MAX_SIDE, derivative_size, ensure_image, image_path
 from htr.portal.manifest import CanvasPage, collection, line_annotations, manifest, word_annotations
@@ -51,7 +52,7 @@ class _Catalog:
         self.lock = threading.Lock()
         self.stamp: tuple[int, int] | None = None
         self.coll: Collection | None = None
-        self.altos: dict[tuple[str, int], APage] = {}
+        self.altos: dict[tuple[str, int], Page] = {}
         self.image_locks: dict[str, threading.Lock] = {}
 
     def _stamp(self) -> tuple[int, int]:
@@ -69,7 +70,7 @@ class _Catalog:
                 self.coll, self.stamp = collect(self.out), stamp
             return self.coll
 
-    def alto(self, path: Path) -> APage:
+    def alto(self, path: Path) -> Page:
         key = (str(path), path.stat().st_mtime_ns)
         page = self.altos.get(key)
         if page is None:
@@ -126,7 +127,7 @@ def create_app(out: str | Path, base_url: str | None = None, page_size: int = 10
             raise not_found("page")
         return coll, entry
 
-    def alto_of(entry: PageEntry) -> APage:
+    def alto_of(entry: PageEntry) -> Page:
         try:
             return catalog.alto(entry.alto)
         except OSError:  # removed since the catalogue was read

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from htr.index.altoread import APage
+from alto.model import Page
 from htr.portal.documents import Document
 
 
@@ -24,7 +24,7 @@ def document_json(doc: Document) -> dict[str, Any]:
             "pages": [{"id": p.id, "view": f"/view/{_q(p.id)}", "thumb": f"/thumbs/{_q(p.id)}.jpg"} for p in doc.pages]}
 
 
-def page_json(doc: Document, position: int, alto: APage, image_size: tuple[int, int] | None,
+def page_json(doc: Document, position: int, alto: Page, image_size: tuple[int, int] | None,
               entities: list[dict[str, Any]], low_confidence: float) -> dict[str, Any]:
     """The viewer's data for page `doc.pages[position]`."""
     page = doc.pages[position]
@@ -32,7 +32,7 @@ def page_json(doc: Document, position: int, alto: APage, image_size: tuple[int, 
     for ln in alto.lines:
         words = [{"id": w.string_id, "text": w.content, "box": list(w.box), "wc": w.wc,
                   "low": w.wc is not None and w.wc < low_confidence} for w in ln.words]
-        lines.append({"id": ln.line_id, "text": ln.text, "box": list(ln.box), "words": words})
+        lines.append({"id": ln.id, "text": ln.text, "box": list(ln.box), "words": words})
     return {
         "id": page.id,
         "document": {"id": doc.id, "label": doc.label or doc.id, "manifest": f"/iiif/{_q(doc.id)}/manifest.json"},

@@ -1,4 +1,8 @@
-"""The `htr` command."""
+"""The `htr` command: its parser and the `enrich`, `validate`, `train` and `models` sub-commands.
+
+`evaluate` and `watch` are in their own modules of this package, the search index's in htr.index.cli;
+each sub-command imports what it runs (Prefect, Kraken) only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli.options import DEFAULT_PREPROCESS, add_run_options, settings_from  # noqa: F401 - the parser's and tests' names
 from htr.errors import HTRError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
@@ -37,7 +42,14 @@ def _enrich(args: argparse.Namespace) -> int:
 def _run_enrich(args: argparse.Namespace, settings, console) -> dict:
     """The enrich-collection flow behind a progress bar; returns its summary (also when it ended failed)."""
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from flows import enrich
     from flows.runtime import prefect_api
@@ -136,43 +148,6 @@ def _enrich_outcome(summary: dict, settings, out: Path, console) -> int:
     return EXIT_OK
 
 
-DEFAULT_PREPROCESS = "default"  # the measured profile (docs/PREPROCESSING.md)
-
-
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that enriches pages (`enrich`, `watch`)."""
-    p.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
-    p.add_argument("--max-failures", type=float, default=0.1, help="fail the run above this ratio of failed pages")
-    p.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
-    p.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
-    p.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
-    p.add_argument("--preprocess", metavar="STEPS",
-                   help="image preprocessing: a profile (none, default, geometry, all) or steps such as "
-                        "orient,deskew,crop,split,flatten,clahe,denoise,binarize "
-                        f"(default: {DEFAULT_PREPROCESS}; none with --segmentation-from)")
-
-
-def settings_from(args: argparse.Namespace, **extra):
-    """RunSettings from the options `add_run_options` added (ConfigError on bad values)."""
-    from htr.config import make_settings
-
-    return make_settings(
-        device=args.device,
-        workers=args.workers,
-        threads_per_worker=args.threads,
-        max_failures=args.max_failures,
-        load={"pdf_dpi": args.pdf_dpi},
-        recognize={"model": args.model, "batch_size": args.batch_size},
-        entities=not args.no_entities,
-        preprocess={"steps": args.preprocess or ("none" if extra.get("segmentation_from") else DEFAULT_PREPROCESS)},
-        **extra,
-    )
-
-
 def _validate(args: argparse.Namespace) -> int:
     from alto.validate import validate_paths
 
@@ -192,7 +167,10 @@ def _train(args: argparse.Namespace) -> int:
     base = resolve(args.base).path if args.base else None
     finetune = None
     out = Path(args.output)
-    work = Path(args.work) if args.work else (out.parent if str(out.parent) not in ("", ".") else models_dir()) / f".train-{out.name}"
+    if args.work:
+        work = Path(args.work)
+    else:
+        work = (out.parent if str(out.parent) not in ("", ".") else models_dir()) / f".train-{out.name}"
     if base and is_ppocr(base):
         from htr.finetune import FinetuneSettings
 
@@ -296,11 +274,10 @@ def parser() -> argparse.ArgumentParser:
     mi.add_argument("--add-chars", default="", help="characters to add as new (untrained) output classes")
     mi.set_defaults(func=_models_import)
 
-    from htr.evaluate import register as register_evaluate
+    from cli.evaluate import register as register_evaluate
+    from cli.watch import register as register_watch
 
     register_evaluate(sub)
-    from flows.watch import register as register_watch
-
     register_watch(sub)
     try:
         from htr.index.cli import register as register_index

@@ -1,0 +1,41 @@
+"""Options shared by the sub-commands that enrich pages (`htr enrich`, `htr watch`), and the settings they make."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_PREPROCESS = "default"  # the measured profile (docs/PREPROCESSING.md)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that enriches pages (`enrich`, `watch`)."""
+    p.add_argument("--model", default="default", help="recognition model: a name in models/manifest.json or a file")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (default: what cores and memory allow)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda:N for model inference")
+    p.add_argument("--max-failures", type=float, default=0.1, help="fail the run above this ratio of failed pages")
+    p.add_argument("--batch-size", type=int, default=1, help="lines per recognition batch")
+    p.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
+    p.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
+    p.add_argument("--preprocess", metavar="STEPS",
+                   help="image preprocessing: a profile (none, default, geometry, all) or steps such as "
+                        "orient,deskew,crop,split,flatten,clahe,denoise,binarize "
+                        f"(default: {DEFAULT_PREPROCESS}; none with --segmentation-from)")
+
+
+def settings_from(args: argparse.Namespace, **extra):
+    """RunSettings from the options `add_run_options` added (ConfigError on bad values)."""
+    from htr.config import make_settings
+
+    return make_settings(
+        device=args.device,
+        workers=args.workers,
+        threads_per_worker=args.threads,
+        max_failures=args.max_failures,
+        load={"pdf_dpi": args.pdf_dpi},
+        recognize={"model": args.model, "batch_size": args.batch_size},
+        entities=not args.no_entities,
+        preprocess={"steps": args.preprocess or ("none" if extra.get("segmentation_from") else DEFAULT_PREPROCESS)},
+        **extra,
+    )
