@@ -1,7 +1,7 @@
 """Page tasks on an existing Dask cluster (scheduler + 2 workers as subprocesses on loopback).
 
-Real pages of ../shared/gt through `enrich_collection(..., cluster=ADDRESS)`: both
-workers do work, and the ALTO equals a local run's. A Dask worker killed while it
+Real pages of ../shared/gt (their lines re-read with the shipped model) through
+`enrich_collection(..., cluster=ADDRESS)`: both workers do work, and the ALTO equals a local run's. A Dask worker killed while it
 reads a page (twice: Dask retries it once elsewhere) fails that page only.
 """
 
@@ -110,9 +110,10 @@ def test_pages_run_on_both_dask_workers_and_match_a_local_run(tmp_path, gt_dir, 
     model = model_or_skip()
     src = tmp_path / "src"
     src.mkdir()
-    for rel in GT_PAGES:
-        shutil.copy(gt_dir / rel, src / Path(rel).name)
-    settings = {"recognize": {"model": model.path}, "threads_per_worker": 1}
+    for rel in GT_PAGES:  # the image and its ground-truth ALTO: lines re-read, not segmented again
+        shutil.copy(gt_dir / rel, src / Path(rel).name)  # (what is distributed does not depend on it, and
+        shutil.copy(gt_dir / Path(rel).with_suffix(".xml"), src)  # Kraken segmentation would triple the cost)
+    settings = {"recognize": {"model": model.path}, "threads_per_worker": 1, "segmentation_from": "alto"}
 
     out = tmp_path / "dask"
     summary = enrich_collection([str(src)], str(out), settings, cluster=cluster)
