@@ -761,3 +761,8 @@ def test_search_rejects_a_bad_limit_and_json_errors_are_json(tmp_path, capsys):
     assert "no such output folder" in json.loads(o)["error"]
     assert main(["search", str(out), "NEAR(", "--json"]) == 2
     assert "error" in json.loads(capsys.readouterr().out)
+    # `entities --limit -5` used to list all entries but the last five
+    assert main(["entities", str(out), "--limit", "-5"]) == 2
+    o, e = capsys.readouterr()
+    assert o == "" and one_line_error(e).endswith("--limit must be 0 (all) or more (got -5)")
+    assert main(["entities", str(out), "--limit", "0"]) == 0

@@ -65,6 +65,8 @@ def _search(args: argparse.Namespace) -> int:
 def _entities(args: argparse.Namespace) -> int:
     from htr.index.store import Index, index_path
 
+    if args.limit < 0:
+        raise ConfigError(f"--limit must be 0 (all) or more (got {args.limit})")
     with Index.open(index_path(_out(args.output)), readonly=True) as idx:
         entries = idx.entities(args.type)
     if args.limit:
