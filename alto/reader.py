@@ -143,12 +143,16 @@ def read_alto(path: str | Path, data: bytes | None = None) -> Page:
     return _read_alto(path, root)
 
 
-def _read_alto(path: Path, root: etree._Element) -> Page:
+def _page_element(path: Path, root: etree._Element, w_attr: str, h_attr: str) -> tuple[etree._Element, int, int]:
+    """The first Page element, its width and height (ALTO WIDTH/HEIGHT, PAGE imageWidth/imageHeight)."""
     page = next((el for el in root.iter(etree.Element) if _local(el) == "Page"), None)
     if page is None:
         raise AltoError("no Page element", path=str(path))
-    width = int(round(_num(page, "WIDTH") or 0))
-    height = int(round(_num(page, "HEIGHT") or 0))
+    return page, int(round(_num(page, w_attr) or 0)), int(round(_num(page, h_attr) or 0))
+
+
+def _read_alto(path: Path, root: etree._Element) -> Page:
+    page, width, height = _page_element(path, root, "WIDTH", "HEIGHT")
     page_box = (0, 0, max(width, 1), max(height, 1))
 
     tags: list[Tag] = []
@@ -235,11 +239,7 @@ def _page_order(root: etree._Element) -> list[str]:
 
 
 def _read_pagexml(path: Path, root: etree._Element) -> Page:
-    page = next((el for el in root.iter(etree.Element) if _local(el) == "Page"), None)
-    if page is None:
-        raise AltoError("no Page element", path=str(path))
-    width = int(round(_num(page, "imageWidth") or 0))
-    height = int(round(_num(page, "imageHeight") or 0))
+    page, width, height = _page_element(path, root, "imageWidth", "imageHeight")
     page_box = (0, 0, max(width, 1), max(height, 1))
 
     def child(el: etree._Element, name: str) -> etree._Element | None:
