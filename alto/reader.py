@@ -159,8 +159,9 @@ def _read_alto(path: Path, root: etree._Element) -> Page:
     for el in root.iter(etree.Element):
         parent = el.getparent()
         if parent is not None and _local(parent) == "Tags" and el.get("ID"):
-            tags.append(Tag(el.get("ID"), _local(el), el.get("TYPE") or "", el.get("LABEL") or "",
-                            el.get("DESCRIPTION") or ""))
+            tags.append(
+                Tag(el.get("ID"), _local(el), el.get("TYPE") or "", el.get("LABEL") or "", el.get("DESCRIPTION") or "")
+            )
 
     order = [el.get("REF") for el in root.iter(etree.Element) if _local(el) == "ElementRef" and el.get("REF")]
     blocks = _in_reading_order([el for el in page.iter(etree.Element) if _local(el) == "TextBlock"], order, "ID")
@@ -189,15 +190,35 @@ def _read_alto(path: Path, root: etree._Element) -> Page:
                     st = child.get("SUBS_TYPE") or ""
                     sc = child.get("SUBS_CONTENT")
                     hyph = (1 if st == "HypPart1" else 2) if st in ("HypPart1", "HypPart2") and sc else 0
-                    words.append(String(content, _box(child) or lbox, child.get("ID") or "",
-                                        tuple((child.get("TAGREFS") or "").split()), sc if hyph else None, hyph,
-                                        pos, pos + len(content), _wc(child)))
+                    words.append(
+                        String(
+                            content,
+                            _box(child) or lbox,
+                            child.get("ID") or "",
+                            tuple((child.get("TAGREFS") or "").split()),
+                            sc if hyph else None,
+                            hyph,
+                            pos,
+                            pos + len(content),
+                            _wc(child),
+                        )
+                    )
                     pos += len(content)
                 elif name == "HYP":
                     has_hyp = True
-            lines.append(TextLine(tl.get("ID") or f"line{len(lines) + 1}", lbox, tuple(words),
-                                  " ".join(w.content for w in words), bid, _alto_polygon(tl),
-                                  points(tl.get("BASELINE")), has_hyp, own is not None))
+            lines.append(
+                TextLine(
+                    tl.get("ID") or f"line{len(lines) + 1}",
+                    lbox,
+                    tuple(words),
+                    " ".join(w.content for w in words),
+                    bid,
+                    _alto_polygon(tl),
+                    points(tl.get("BASELINE")),
+                    has_hyp,
+                    own is not None,
+                )
+            )
 
     # hyphenated words without SUBS_CONTENT: HYP element, or a trailing hyphen (heuristic)
     for k in range(len(lines) - 1):
@@ -245,8 +266,9 @@ def _read_pagexml(path: Path, root: etree._Element) -> Page:
     def child(el: etree._Element, name: str) -> etree._Element | None:
         return next((c for c in el if _local(c) == name), None)
 
-    regions = _in_reading_order([el for el in page.iter(etree.Element) if _local(el) == "TextRegion"],
-                                _page_order(root), "id")
+    regions = _in_reading_order(
+        [el for el in page.iter(etree.Element) if _local(el) == "TextRegion"], _page_order(root), "id"
+    )
     lines: list[TextLine] = []
     blocks: list[TextBlock] = []
     for region in regions:
@@ -261,7 +283,17 @@ def _read_pagexml(path: Path, root: etree._Element) -> Page:
             uni = child(equiv, "Unicode") if equiv is not None else None
             poly = points(coords.get("points")) if coords is not None else ()
             box = _bbox(poly)
-            lines.append(TextLine(tl.get("id") or f"line{len(lines) + 1}", box or page_box, (),
-                                  (uni.text or "") if uni is not None else "", rid, poly,
-                                  points(base.get("points")) if base is not None else (), False, box is not None))
+            lines.append(
+                TextLine(
+                    tl.get("id") or f"line{len(lines) + 1}",
+                    box or page_box,
+                    (),
+                    (uni.text or "") if uni is not None else "",
+                    rid,
+                    poly,
+                    points(base.get("points")) if base is not None else (),
+                    False,
+                    box is not None,
+                )
+            )
     return Page(path, "page", width, height, tuple(lines), tuple(blocks), (), (page.get("imageFilename") or "").strip())

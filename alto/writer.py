@@ -37,7 +37,9 @@ SCHEMA_LOCATION = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
 SCHEMA_VERSION = "4.4"
 
 # ALTO processingCategoryType: a list of these tokens.
-PROCESSING_CATEGORIES = frozenset({"contentGeneration", "contentModification", "preOperation", "postOperation", "other"})
+PROCESSING_CATEGORIES = frozenset(
+    {"contentGeneration", "contentModification", "preOperation", "postOperation", "other"}
+)
 
 _A = "{%s}" % ALTO_NS
 _ID_BAD = re.compile(r"[^A-Za-z0-9._-]")
@@ -225,7 +227,9 @@ def _description(root: etree._Element, page: PageImage, steps: Sequence[Processi
             etree.SubElement(proc, _A + "processingDateTime").text = date
         if step.description:
             etree.SubElement(proc, _A + "processingStepDescription").text = _xml_str(step.description)
-        settings = json.dumps(step.settings or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        settings = json.dumps(
+            step.settings or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
         etree.SubElement(proc, _A + "processingStepSettings").text = _xml_str(settings)
         sw = etree.SubElement(proc, _A + "processingSoftware")
         etree.SubElement(sw, _A + "softwareName").text = xml_text(step.software)

@@ -68,9 +68,12 @@ def per_page(n_pages: int, work: Path) -> dict:
         ref = PageRef(f"gt{k}", str(f), 0, "")
         img = PageImage(ref, str(f), page.width, page.height)
         seg_lines = tuple(Line(ln.id, ln.baseline, ln.polygon) for ln in page.lines)
-        text = PageText(tuple(
-            LineText(ln.id, ln.text, 1.0, tuple(Word(w, (0, 0, 1, 1), 1.0) for w in ln.text.split()))
-            for ln in page.lines))
+        text = PageText(
+            tuple(
+                LineText(ln.id, ln.text, 1.0, tuple(Word(w, (0, 0, 1, 1), 1.0) for w in ln.text.split()))
+                for ln in page.lines
+            )
+        )
         t = time.perf_counter()
         path = work / "alto" / f"gt{k}.xml"
         write_alto(path, build_alto(img, PageSegmentation(page.width, page.height, (), seg_lines), text, entities=ents))
@@ -86,11 +89,17 @@ def per_page(n_pages: int, work: Path) -> dict:
         "pages": len(files),
         "words_per_page_mean": round(statistics.mean(words), 1),
         "spacy_model_load_s": round(load_s, 2),
-        "entities_s_per_page": {"mean": round(statistics.mean(ner), 4), "median": round(statistics.median(ner), 4),
-                                "max": round(max(ner), 4)},
+        "entities_s_per_page": {
+            "mean": round(statistics.mean(ner), 4),
+            "median": round(statistics.median(ner), 4),
+            "max": round(max(ner), 4),
+        },
         "alto_with_entities_write_s_per_page": {"mean": round(statistics.mean(write), 4)},
-        "index_replace_page_s_per_page": {"mean": round(statistics.mean(index), 4),
-                                          "median": round(statistics.median(index), 4), "max": round(max(index), 4)},
+        "index_replace_page_s_per_page": {
+            "mean": round(statistics.mean(index), 4),
+            "median": round(statistics.median(index), 4),
+            "max": round(max(index), 4),
+        },
         "total_s_per_page_mean": round(mean_total, 4),
         "ratio_to_recognition": {
             "recognition_s_per_page": list(RECOGNITION_S_PER_PAGE),
@@ -139,8 +148,7 @@ def build_synthetic(path: Path, vocab: list[str], n_pages: int, n_words: int, se
         for doc in range(start + 1, min(start + batch_pages, n_pages) + 1):
             ws = rng.choices(vocab, cum_weights=cum, k=n_words)
             pid = f"syn{doc:06d}"
-            pages.append((doc, pid, f"alto/{pid}.xml", "0" * 64, 0, 0, 2500, 3500, n_words // per_line, n_words,
-                          0.0))
+            pages.append((doc, pid, f"alto/{pid}.xml", "0" * 64, 0, 0, 2500, 3500, n_words // per_line, n_words, 0.0))
             for ln in range(0, n_words, per_line):
                 lw = ws[ln : ln + per_line]
                 line_no = ln // per_line
@@ -247,8 +255,15 @@ def main() -> int:
         size = path.stat().st_size
         qs = queries(vocab, path, args.queries)
         lat = search_latency(path, qs)
-        search = {"pages": args.pages, "words_per_page": args.words, "words": args.pages * args.words,
-                  "vocabulary": len(vocab), "build_s": round(build_s, 1), "index_mb": round(size / 2**20, 1), **lat}
+        search = {
+            "pages": args.pages,
+            "words_per_page": args.words,
+            "words": args.pages * args.words,
+            "vocabulary": len(vocab),
+            "build_s": round(build_s, 1),
+            "index_mb": round(size / 2**20, 1),
+            **lat,
+        }
         print(json.dumps(search, indent=1), flush=True)
     finally:
         if args.workdir is None:

@@ -106,20 +106,56 @@ def dask_run(n_workers: int, pages: list[str], work: Path, settings: dict, api: 
     from flows.enrich import enrich_collection
 
     procs = Procs(work)
-    env = {**os.environ, "PREFECT_API_URL": api, "OMP_NUM_THREADS": "1",
-           "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "OMP_NUM_THREADS": "1",
+        "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+    }
     sched = work / f"scheduler-{n_workers}.json"
     try:
-        procs.start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(sched)], f"scheduler-{n_workers}", env=env, cwd=ROOT)
+        procs.start(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched),
+            ],
+            f"scheduler-{n_workers}",
+            env=env,
+            cwd=ROOT,
+        )
         deadline = time.time() + 60
         while not sched.exists() and time.time() < deadline:
             time.sleep(0.2)
         address = json.loads(sched.read_text())["address"]
         for i in range(n_workers):
-            procs.start([str(BIN / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                         "--host", "127.0.0.1", "--memory-limit", "0", "--name", f"w{i}"],
-                        f"worker-{n_workers}-{i}", env=env, cwd=ROOT)
+            procs.start(
+                [
+                    str(BIN / "dask"),
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--memory-limit",
+                    "0",
+                    "--name",
+                    f"w{i}",
+                ],
+                f"worker-{n_workers}-{i}",
+                env=env,
+                cwd=ROOT,
+            )
         with Client(address, timeout=30) as c:
             c.wait_for_workers(n_workers, timeout=120)
         # warm-up: one page per worker, so that every worker has its models loaded
@@ -132,7 +168,10 @@ def dask_run(n_workers: int, pages: list[str], work: Path, settings: dict, api: 
         run = json.loads((work / f"out-{n_workers}" / "run.json").read_text())
         workers = sorted({p["worker"] for p in run["pages"]})
         return {
-            "workers": n_workers, "pages": summary["done"], "failed": summary["failed"], "wall_s": round(wall, 1),
+            "workers": n_workers,
+            "pages": summary["done"],
+            "failed": summary["failed"],
+            "wall_s": round(wall, 1),
             "pages_per_hour": round(3600 * summary["done"] / wall, 1),
             "worker_seconds_per_page": summary["worker_seconds_per_page"],
             "pages_per_worker": {w: sum(1 for p in run["pages"] if p["worker"] == w) for w in workers},
@@ -198,10 +237,30 @@ def start_pg_server(procs: Procs, work: Path) -> str:
         os.chown(pgdir, pw.pw_uid, pw.pw_gid)
         user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
     port, api_port = free_port(), free_port()
-    subprocess.run([str(pg / "initdb"), "-D", str(pgdir / "data"), "-U", "prefect", "--auth=trust", "--no-sync"],
-                   check=True, capture_output=True, cwd=pgdir, **user)
-    procs.start([str(pg / "postgres"), "-D", str(pgdir / "data"), "-p", str(port), "-k", str(pgdir),
-                 "-c", "listen_addresses=127.0.0.1"], "postgres", sig=signal.SIGINT, cwd=pgdir, **user)
+    subprocess.run(
+        [str(pg / "initdb"), "-D", str(pgdir / "data"), "-U", "prefect", "--auth=trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+        cwd=pgdir,
+        **user,
+    )
+    procs.start(
+        [
+            str(pg / "postgres"),
+            "-D",
+            str(pgdir / "data"),
+            "-p",
+            str(port),
+            "-k",
+            str(pgdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+        "postgres",
+        sig=signal.SIGINT,
+        cwd=pgdir,
+        **user,
+    )
     deadline = time.time() + 60
     while subprocess.run([str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True).returncode:
         if time.time() > deadline:
@@ -209,11 +268,18 @@ def start_pg_server(procs: Procs, work: Path) -> str:
         time.sleep(0.3)
     subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update({"PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect",
-                "PREFECT_HOME": str(work / "server-home")})
+    env.update(
+        {
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect",
+            "PREFECT_HOME": str(work / "server-home"),
+        }
+    )
     t0 = time.time()
-    proc = procs.start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(api_port),
-                        "--no-ui"], "prefect-server", env=env)
+    proc = procs.start(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(api_port), "--no-ui"],
+        "prefect-server",
+        env=env,
+    )
     api = f"http://127.0.0.1:{api_port}/api"
     while True:
         if proc.poll() is not None:
@@ -237,8 +303,13 @@ def enrich_on(pages: list[str], work: Path, name: str, settings: dict, noop_task
     t0 = time.perf_counter()
     s = enrich_collection([str(src)], str(work / f"out-{name}"), {**settings, "workers": 2})
     wall = time.perf_counter() - t0
-    return {"pages": s["done"], "wall_s": round(wall, 1), "pages_per_hour": round(3600 * s["done"] / wall, 1),
-            "worker_seconds_per_page": s["worker_seconds_per_page"], "noop": noop_overhead(noop_tasks)}
+    return {
+        "pages": s["done"],
+        "wall_s": round(wall, 1),
+        "pages_per_hour": round(3600 * s["done"] / wall, 1),
+        "worker_seconds_per_page": s["worker_seconds_per_page"],
+        "noop": noop_overhead(noop_tasks),
+    }
 
 
 # --------------------------------------------------------------------------- main
@@ -261,8 +332,22 @@ def run_part(name: str, work: Path, api: str | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     if api:
         env["PREFECT_API_URL"] = api
-    cmd = [sys.executable, __file__, "--part", name, "--part-out", str(out), "--work", str(work),
-           "--pages", str(args.pages), "--noop-tasks", str(args.noop_tasks), "--model", args.model]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--part",
+        name,
+        "--part-out",
+        str(out),
+        "--work",
+        str(work),
+        "--pages",
+        str(args.pages),
+        "--noop-tasks",
+        str(args.noop_tasks),
+        "--model",
+        args.model,
+    ]
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     return json.loads(out.read_text())
 

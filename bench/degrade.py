@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -67,7 +66,7 @@ def border(img: np.ndarray, rng: random.Random) -> tuple[np.ndarray, Transform, 
     shape = (h + t + b, w + left + r) + img.shape[2:]
     nrng = np.random.default_rng(rng.randrange(2**32))
     out = np.clip(nrng.normal(rng.uniform(20, 50), 8, shape), 0, 255).astype(np.uint8)
-    out[t:t + h, left:left + w] = img
+    out[t : t + h, left : left + w] = img
     return out, Transform((1, 0, left, 0, 1, t)), {"borders": [left, t, r, b]}
 
 
@@ -99,8 +98,8 @@ def double(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Transform, Transfo
     h = max(a.shape[0], b.shape[0])
     fill = _paper(a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2GRAY))
     out = np.full((h, a.shape[1] + b.shape[1]) + a.shape[2:], fill, dtype=np.uint8)
-    out[:a.shape[0], :a.shape[1]] = a
-    out[:b.shape[0], a.shape[1]:] = b
+    out[: a.shape[0], : a.shape[1]] = a
+    out[: b.shape[0], a.shape[1] :] = b
     return out, Transform(), Transform((1, 0, a.shape[1], 0, 1, 0)), {"left_width": a.shape[1]}
 
 

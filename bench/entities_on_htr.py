@@ -101,9 +101,13 @@ def score(gold: set[Gold], pred: set[Gold], n_gold: dict[str, int]) -> dict[str,
         lp = sum(any(overlaps(x, y) for y in g) for x in p)
         lr = sum(any(overlaps(x, y) for x in p) for y in g)
         out[t] = {
-            "gold": ng, "gold_lost": ng - len(g), "pred": len(p),
-            "strict_p": round(tp / max(len(p), 1), 4), "strict_r": round(tp / max(ng, 1), 4),
-            "lenient_p": round(lp / max(len(p), 1), 4), "lenient_r": round(lr / max(ng, 1), 4),
+            "gold": ng,
+            "gold_lost": ng - len(g),
+            "pred": len(p),
+            "strict_p": round(tp / max(len(p), 1), 4),
+            "strict_r": round(tp / max(ng, 1), 4),
+            "lenient_p": round(lp / max(len(p), 1), 4),
+            "lenient_r": round(lr / max(ng, 1), 4),
         }
     return out
 
@@ -154,8 +158,13 @@ def recognise(page: GTPage, lines: Sequence[GTLine], model: ModelInfo, settings:
         return out
     im = open_page_image(page)
     w, h = im.width, im.height
-    seg = PageSegmentation(w, h, lines=tuple(
-        Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)))
+    seg = PageSegmentation(
+        w,
+        h,
+        lines=tuple(
+            Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)
+        ),
+    )
     text = recognize.run(im, seg, model, settings, "cpu", page_id=str(page.xml_path))
     hyp = {lt.line_id: lt.text for lt in text.lines}
     for k, ln in enumerate(used):
@@ -175,13 +184,18 @@ def validation_documents(card: str | None) -> set[str]:
 
 
 def table(blocks: Sequence[tuple[str, dict[str, dict]]]) -> str:
-    head = f"{'text (NER context)':<30} {'type':<5} {'gold':>4} {'lost':>4} {'pred':>4}  {'strictP':>7} {'strictR':>7}  {'lenientP':>8} {'lenientR':>8}"
+    head = (
+        f"{'text (NER context)':<30} {'type':<5} {'gold':>4} {'lost':>4} {'pred':>4}  "
+        f"{'strictP':>7} {'strictR':>7}  {'lenientP':>8} {'lenientR':>8}"
+    )
     rows = [head, "-" * len(head)]
     for name, res in blocks:
         for k, t in enumerate(TYPES):
             r = res[t]
-            rows.append(f"{name if k == 0 else '':<30} {t:<5} {r['gold']:>4} {r['gold_lost']:>4} {r['pred']:>4}  "
-                        f"{r['strict_p']:>7.2f} {r['strict_r']:>7.2f}  {r['lenient_p']:>8.2f} {r['lenient_r']:>8.2f}")
+            rows.append(
+                f"{name if k == 0 else '':<30} {t:<5} {r['gold']:>4} {r['gold_lost']:>4} {r['pred']:>4}  "
+                f"{r['strict_p']:>7.2f} {r['strict_r']:>7.2f}  {r['lenient_p']:>8.2f} {r['lenient_r']:>8.2f}"
+            )
         rows.append("")
     return "\n".join(rows).rstrip()
 
@@ -191,8 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--gt", type=Path, default=SHARED / "gt")
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="JSON of recognised lines: reused when it exists for the same model sha256, else written")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="JSON of recognised lines: reused when it exists for the same model sha256, else written",
+    )
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--no-write", action="store_true", help="print only, leave results.json alone")
     args = ap.parse_args(argv)
@@ -231,13 +249,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_rec += len(gl)
             cached[f["file"]] = hyp
             print(f"  {f['file']}: {len(gl)} lines read in {time.perf_counter() - t:.1f} s", flush=True)
-        pages.append({
-            "file": f["file"], "document": Path(f["file"]).parent.name, "page": page,
-            "annotated": [{"line": a["line"], "spans": a["spans"], "gt": by_id[a["line"]].text, "hyp": hyp[a["line"]]}
-                          for a in ann],
-        })
+        pages.append(
+            {
+                "file": f["file"],
+                "document": Path(f["file"]).parent.name,
+                "page": page,
+                "annotated": [
+                    {"line": a["line"], "spans": a["spans"], "gt": by_id[a["line"]].text, "hyp": hyp[a["line"]]}
+                    for a in ann
+                ],
+            }
+        )
     if args.cache:
-        atomic.write_text(args.cache, json.dumps({"model_sha256": model.sha256, "hyp": cached}, ensure_ascii=False) + "\n")
+        atomic.write_text(
+            args.cache, json.dumps({"model_sha256": model.sha256, "hyp": cached}, ensure_ascii=False) + "\n"
+        )
 
     t = time.perf_counter()
     load_model()
@@ -274,14 +300,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("HTR text, validation docs", htr_val),
         ("HTR text, training docs", htr_train),
     ]
-    print(f"\nentities on {n_lines} annotated lines, {len(pages)} pages; model {args.model} sha256 {model.sha256[:12]}…; "
-          f"CER on these lines {100 * cer_all:.1f}% (validation docs {100 * cer_val:.1f}% on {n_val_lines} lines, "
-          f"training docs {100 * cer_train:.1f}% on {n_lines - n_val_lines} lines)")
-    print("strict: same line + same (projected) span + type; lenient: overlapping span + type; "
-          "lost: gold entities whose characters were all deleted by the recognition (counted as missed)")
+    print(
+        f"\nentities on {n_lines} annotated lines, {len(pages)} pages; model {args.model} sha256 {model.sha256[:12]}…; "
+        f"CER on these lines {100 * cer_all:.1f}% (validation docs {100 * cer_val:.1f}% on {n_val_lines} lines, "
+        f"training docs {100 * cer_train:.1f}% on {n_lines - n_val_lines} lines)"
+    )
+    print(
+        "strict: same line + same (projected) span + type; lenient: overlapping span + type; "
+        "lost: gold entities whose characters were all deleted by the recognition (counted as missed)"
+    )
     print(table(blocks))
-    print(f"\nrecognition {rec_s:.1f} s for {n_rec} lines; spaCy load {ner_load_s:.1f} s; NER + scoring {ner_s:.1f} s; "
-          f"total {total_s:.1f} s")
+    print(
+        f"\nrecognition {rec_s:.1f} s for {n_rec} lines; spaCy load {ner_load_s:.1f} s; NER + scoring {ner_s:.1f} s; "
+        f"total {total_s:.1f} s"
+    )
 
     if args.no_write:
         return 0
@@ -290,17 +322,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with a CI test run), torch threads {args.threads}",
         "what": "find_entities on the default model's recognition of the hand-annotated GT lines "
-                "(tests/resources/entities), recognised on their GT geometry; gold spans projected onto the "
-                "recognised text by a Levenshtein character alignment; strict = same projected span + type, "
-                "lenient = overlap + type. GT-text rows are recomputed by the same code (identity alignment).",
-        "model": {"name": model.name, "sha256": model.sha256, "card": os.path.relpath(model.card, ROOT) if model.card else None},
-        "spacy": info["spacy"], "ner_model": f"{info['model']} {info['model_version']}",
+        "(tests/resources/entities), recognised on their GT geometry; gold spans projected onto the "
+        "recognised text by a Levenshtein character alignment; strict = same projected span + type, "
+        "lenient = overlap + type. GT-text rows are recomputed by the same code (identity alignment).",
+        "model": {
+            "name": model.name,
+            "sha256": model.sha256,
+            "card": os.path.relpath(model.card, ROOT) if model.card else None,
+        },
+        "spacy": info["spacy"],
+        "ner_model": f"{info['model']} {info['model_version']}",
         "annotations": os.path.relpath(ANNOTATIONS, ROOT),
-        "lines": n_lines, "pages": len(pages), "lines_without_geometry": n_no_geom,
+        "lines": n_lines,
+        "pages": len(pages),
+        "lines_without_geometry": n_no_geom,
         "training_overlap": {
             "note": "the model card (models/default.md) splits by document; annotated lines of training documents "
-                    "were seen by the model in training, so their HTR numbers are optimistic; the validation-document "
-                    "rows are the fair ones",
+            "were seen by the model in training, so their HTR numbers are optimistic; the validation-document "
+            "rows are the fair ones",
             "validation_documents": sorted({p["document"] for p in pages if p["document"] in val_docs}),
             "training_documents": sorted({p["document"] for p in pages if p["document"] not in val_docs}),
             "lines_in_validation_documents": n_val_lines,
@@ -316,8 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "htr_text_validation_documents": htr_val,
             "htr_text_training_documents": htr_train,
         },
-        "timing_s": {"recognition": round(rec_s, 1), "recognised_lines": n_rec, "spacy_load": round(ner_load_s, 1),
-                     "ner_and_scoring": round(ner_s, 1), "total": round(total_s, 1)},
+        "timing_s": {
+            "recognition": round(rec_s, 1),
+            "recognised_lines": n_rec,
+            "spacy_load": round(ner_load_s, 1),
+            "ner_and_scoring": round(ner_s, 1),
+            "total": round(total_s, 1),
+        },
     }
     data = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {}
     data["entities_on_htr"] = result

@@ -28,8 +28,22 @@ sys.path.insert(0, str(ROOT))
 # "geometry+flatten" = deskew,split,flatten,denoise (second candidate; not measured on noise/double),
 # "geometry+denoise" = deskew,split,denoise (third candidate; not measured on noise/double).
 PLAN: dict[str, tuple[str, ...]] = {
-    "real": ("none", "orient", "deskew-1deg", "deskew", "crop", "split", "flatten", "clahe", "denoise", "binarize",
-             "geometry", "geometry+flatten", "geometry+denoise", "default"),
+    "real": (
+        "none",
+        "orient",
+        "deskew-1deg",
+        "deskew",
+        "crop",
+        "split",
+        "flatten",
+        "clahe",
+        "denoise",
+        "binarize",
+        "geometry",
+        "geometry+flatten",
+        "geometry+denoise",
+        "default",
+    ),
     "skew": ("none", "deskew-1deg", "deskew", "geometry", "geometry+flatten", "geometry+denoise", "default"),
     "rot90": ("none", "orient", "geometry", "geometry+flatten", "geometry+denoise", "default"),
     "rot180": ("none", "orient", "geometry", "geometry+flatten", "geometry+denoise", "default"),
@@ -78,11 +92,19 @@ def run_config(gt_files: list[Path], out: Path, config: str, model: str, pool: P
     tm = [r["timings"] for r in results if r["status"] == "done"]
     mean = lambda k: round(statistics.fmean(t.get(k, 0.0) for t in tm), 3) if tm else None  # noqa: E731
     return {
-        "config": config, "pages": len(pages), "failed": [r["error"] for r in failed],
-        "cer": o.get("cer"), "wer": o.get("wer"), "line_recall": o.get("line_recall"),
+        "config": config,
+        "pages": len(pages),
+        "failed": [r["error"] for r in failed],
+        "cer": o.get("cer"),
+        "wer": o.get("wer"),
+        "line_recall": o.get("line_recall"),
         "line_precision": o.get("line_precision"),
-        "s_per_page": {"preprocess": mean("preprocess"), "segment": mean("segment"),
-                       "recognize": mean("recognize"), "total": mean("total")},
+        "s_per_page": {
+            "preprocess": mean("preprocess"),
+            "segment": mean("segment"),
+            "recognize": mean("recognize"),
+            "total": mean("total"),
+        },
         "preprocess_info": [r.get("preprocess") for r in results],
         "wall_s": round(wall, 1),
     }
@@ -120,15 +142,19 @@ print(json.dumps({{"megapixels": round(nw * nh / 1e6, 1), "steps": "{steps}", "s
 
 
 def table(results: dict) -> str:
-    rows = ["| set | preprocess | CER | line recall | preprocess s/page | segment s/page | pages |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| set | preprocess | CER | line recall | preprocess s/page | segment s/page | pages |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for set_name, configs in results.items():
         for r in configs:
             cer = f"{r['cer']:.1%}" if r["cer"] is not None else "–"
             rec = f"{r['line_recall']:.1%}" if r["line_recall"] is not None else "–"
             s = r["s_per_page"]
-            rows.append(f"| {set_name} | {r['config']} | {cer} | {rec} | {s['preprocess']} | {s['segment']} | "
-                        f"{r['pages']}{' (' + str(len(r['failed'])) + ' failed)' if r['failed'] else ''} |")
+            rows.append(
+                f"| {set_name} | {r['config']} | {cer} | {rec} | {s['preprocess']} | {s['segment']} | "
+                f"{r['pages']}{' (' + str(len(r['failed'])) + ' failed)' if r['failed'] else ''} |"
+            )
     return "\n".join(rows)
 
 
@@ -141,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", help="only these configurations (comma-separated)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--large", type=float, metavar="MP", help="only measure memory/time on one synthetic MP-megapixel scan")
+    ap.add_argument(
+        "--large", type=float, metavar="MP", help="only measure memory/time on one synthetic MP-megapixel scan"
+    )
     ap.add_argument("--force", action="store_true", help="measure again what WORK/preprocess_eval.json already holds")
     ap.add_argument("--results", help="merge the summary into this JSON file (bench/results.json)")
     args = ap.parse_args(argv)
@@ -180,16 +208,23 @@ def main(argv: list[str] | None = None) -> int:
                 done[config] = r
                 results[s] = [done[c] for c in PLAN[s] if c in done]
                 out_json.write_text(json.dumps(results, indent=1))
-                print(f"{s:9s} {config:9s} CER {r['cer']} recall {r['line_recall']} pre {r['s_per_page']['preprocess']}"
-                      f" seg {r['s_per_page']['segment']} failed {len(r['failed'])}", flush=True)
+                print(
+                    f"{s:9s} {config:9s} CER {r['cer']} recall {r['line_recall']} pre {r['s_per_page']['preprocess']}"
+                    f" seg {r['s_per_page']['segment']} failed {len(r['failed'])}",
+                    flush=True,
+                )
     print(table(results))
     if args.results:
         path = Path(args.results)
         data = json.loads(path.read_text()) if path.exists() else {}
         data["preprocess"] = {
-            "pages": [str(f) for f in gt_files], "seed": args.seed, "model": args.model,
+            "pages": [str(f) for f in gt_files],
+            "seed": args.seed,
+            "model": args.model,
             "command": "python bench/preprocess_eval.py " + " ".join(sys.argv[1:]),
-            "results": {s: [{k: v for k, v in r.items() if k != "preprocess_info"} for r in rs] for s, rs in results.items()},
+            "results": {
+                s: [{k: v for k, v in r.items() if k != "preprocess_info"} for r in rs] for s, rs in results.items()
+            },
         }
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return 0

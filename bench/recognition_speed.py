@@ -43,9 +43,18 @@ def measure(model: str, pages, threads: int = 1) -> dict:
     result = evaluate_model(pages, info, settings).to_dict()["overall"]
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     lines = result["scored_lines"]
-    return {"model": info.name, "sha256": info.sha256, "lines": lines, "chars": result["chars"],
-            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "lines_per_s": round(lines / wall, 2),
-            "lines_per_cpu_s": round(lines / cpu, 2), "cer": result["cer"], "threads": threads}
+    return {
+        "model": info.name,
+        "sha256": info.sha256,
+        "lines": lines,
+        "chars": result["chars"],
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "lines_per_s": round(lines / wall, 2),
+        "lines_per_cpu_s": round(lines / cpu, 2),
+        "cer": result["cer"],
+        "threads": threads,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,15 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     pages = [read_gt(f) for d in VALIDATION for f in sorted(find_gt_files([Path(args.gt) / d]))[: args.pages]]
     rows = [measure(m, pages) for m in (args.model or ["default"])]
     for r in rows:
-        print(f"{r['model']:>20}: {r['lines_per_s']:.1f} lines/s, {r['lines_per_cpu_s']:.1f} lines per CPU-s, "
-              f"CER {r['cer']:.1%} on {r['lines']} lines")
+        print(
+            f"{r['model']:>20}: {r['lines_per_s']:.1f} lines/s, {r['lines_per_cpu_s']:.1f} lines per CPU-s, "
+            f"CER {r['cer']:.1%} on {r['lines']} lines"
+        )
     if args.results:
         path = Path(args.results)
         data = json.loads(path.read_text()) if path.exists() else {}
         data["recognition_speed"] = {
-            "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(), "machine": platform.platform(),
+            "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "machine": platform.platform(),
             "command": "python bench/recognition_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "pages": [str(p.xml_path) for p in pages], "models": rows,
+            "pages": [str(p.xml_path) for p in pages],
+            "models": rows,
         }
         path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return 0

@@ -92,7 +92,9 @@ def measure(cmd: list[str], first_output: Path, pattern: str, env: dict | None =
     return {
         "returncode": proc.returncode,
         "wall_s": round(wall, 2),
-        "cpu_s": round((after.children_user - before.children_user) + (after.children_system - before.children_system), 2),
+        "cpu_s": round(
+            (after.children_user - before.children_user) + (after.children_system - before.children_system), 2
+        ),
         "time_to_first_page_s": round(first, 2) if first is not None else None,
         "peak_rss_mb_per_process": sorted(
             ({"process": n, "peak_rss_mb": round(r / 2**20)} for n, r in sampler.peak_per_process.values()),
@@ -155,8 +157,11 @@ def main() -> int:
 
     results = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+        },
         "pages": [Path(r).as_posix() for r in DEFAULT_PAGES[: args.pages]],
         "model": {"name": model.name, "sha256": model.sha256},
         "htr_workers": args.workers or default_workers(),
@@ -167,7 +172,8 @@ def main() -> int:
             "pages_per_hour": round(htr["pages_per_hour"] / kraken["pages_per_hour"], 2),
             "cpu_s_per_page": round(htr["cpu_s_per_page"] / kraken["cpu_s_per_page"], 2),
             "time_to_first_page": round(htr["time_to_first_page_s"] / kraken["time_to_first_page_s"], 2)
-            if htr["time_to_first_page_s"] and kraken["time_to_first_page_s"] else None,
+            if htr["time_to_first_page_s"] and kraken["time_to_first_page_s"]
+            else None,
             "peak_rss_total": round(htr["peak_rss_mb_total"] / max(1, kraken["peak_rss_mb_total"]), 2),
         },
     }

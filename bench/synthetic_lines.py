@@ -75,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         p = out / f"{i:05d}.png"
         img.save(p)
         w, h = img.size
-        line = GTLine(f"l{i}", (0, 0, w, h), text=text, baseline=((0, base), (w - 1, base)),
-                      polygon=((0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)))
+        line = GTLine(
+            f"l{i}",
+            (0, 0, w, h),
+            text=text,
+            baseline=((0, base), (w - 1, base)),
+            polygon=((0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)),
+        )
         pages.append(GTPage(p.with_suffix(".xml"), "alto", w, h, (line,), file_name=p.name, image_path=p))
     summary = build_dataset(pages, Path(str(out) + ".arrow"))
     print(f"{summary.lines} lines -> {out}.arrow")

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="CER / WER (micro-averaged) per page, document, dataset and overall. Text is always NFC, "
         "whitespace-folded and &amp;-fixed; lines with ~~~ placeholders are excluded.",
     )
-    p.add_argument("gt", nargs="+", metavar="GT", help="ground-truth ALTO/PAGE files or folders (ALTO preferred when both exist)")
+    p.add_argument(
+        "gt", nargs="+", metavar="GT", help="ground-truth ALTO/PAGE files or folders (ALTO preferred when both exist)"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--pred", type=Path, metavar="OUT", help="output folder of `htr enrich` (reads OUT/alto/*.xml)")
     src.add_argument("--model", metavar="M", help="recognise the GT lines with this model (manifest name or file)")
@@ -44,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--worst", type=int, default=50, metavar="N", help="lines shown in the HTML page (default 50)")
     p.add_argument("--ignore-case", action="store_true", help="compare in lower case")
     p.add_argument("--strip-punctuation", action="store_true", help="drop Unicode punctuation (P*) before comparing")
-    p.add_argument("--no-superscript-marker", action="store_true", help="drop the ^ superscript marker before comparing")
+    p.add_argument(
+        "--no-superscript-marker", action="store_true", help="drop the ^ superscript marker before comparing"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run_cli)
     return p
@@ -79,12 +83,13 @@ def run_cli(args: argparse.Namespace) -> int:
 
             settings = make_settings(device=args.device, recognize={"model": args.model, "batch_size": args.batch_size})
             model = resolve(args.model)
-            result = evaluate_model(pages, model, settings.recognize, settings.device, normalization=norm,
-                                    progress=progress, errors=errors)
+            result = evaluate_model(
+                pages, model, settings.recognize, settings.device, normalization=norm, progress=progress, errors=errors
+            )
     except HTRError as e:
         err.print(f"htr evaluate: error: {e}", highlight=False)
         return EXIT_USAGE
-    for e in result.errors[len(errors):]:
+    for e in result.errors[len(errors) :]:
         err.print(f"[yellow]warning[/] {e}", highlight=False)
     if result.unpaired_gt:
         err.print(f"{len(result.unpaired_gt)} GT page(s) without a prediction (not scored)", highlight=False)

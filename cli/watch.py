@@ -29,17 +29,24 @@ def _watch(args: argparse.Namespace) -> int:
         s = res.get("summary") or {}
         print(
             f"{res['complete']} complete file(s), {len(res['waiting'])} left for the next scan; "
-            + (f"{s.get('done', 0)} page(s) done, {s.get('skipped', 0)} skipped, {s.get('failed', 0)} failed"
-               if s else res["status"]),
+            + (
+                f"{s.get('done', 0)} page(s) done, {s.get('skipped', 0)} skipped, {s.get('failed', 0)} failed"
+                if s
+                else res["status"]
+            ),
             file=sys.stderr,
         )
         return 1 if s and s.get("pages") and s.get("failure_ratio", 0) > args.max_failures else 0
     out = Path(args.output)
     with scheduling_api(out / ".state" / "watch" / "server.log") as url:
         when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
-        print(f"watching {inbox} {when} -> {out}; Prefect API {url} (UI at {url.removesuffix('/api')}); Ctrl-C stops",
-              file=sys.stderr)
-        serve_watch(str(inbox), str(out), settings, every, args.cron, args.timezone, args.settle, args.cluster, args.name)
+        print(
+            f"watching {inbox} {when} -> {out}; Prefect API {url} (UI at {url.removesuffix('/api')}); Ctrl-C stops",
+            file=sys.stderr,
+        )
+        serve_watch(
+            str(inbox), str(out), settings, every, args.cron, args.timezone, args.settle, args.cluster, args.name
+        )
     return 0
 
 
@@ -57,8 +64,12 @@ def register(subparsers) -> None:
     w.add_argument("--every", default="15m", help="scan interval: 15m, 1h, 90s... (default 15m)")
     w.add_argument("--cron", help="cron schedule instead of --every, e.g. '0 2 * * *'")
     w.add_argument("--timezone", help="time zone of the schedule, e.g. Europe/Paris")
-    w.add_argument("--settle", type=float, default=30.0,
-                   help="seconds a file must stay unchanged between two scans to count as complete (default 30)")
+    w.add_argument(
+        "--settle",
+        type=float,
+        default=30.0,
+        help="seconds a file must stay unchanged between two scans to count as complete (default 30)",
+    )
     add_run_options(w)  # --model --workers --threads --device --max-failures --batch-size --pdf-dpi --cluster ...
     w.add_argument("--name", help="deployment name (default: watch-<output folder>)")
     w.add_argument("--once", action="store_true", help="scan and enrich once now, then exit (no schedule)")

@@ -11,7 +11,9 @@ SQLITE_FULL = 13  # sqlite3.Error.sqlite_errorcode: "database or disk is full"
 class HTRError(Exception):
     """Base of all pipeline errors; `str()` is a one-line reason naming the file."""
 
-    def __init__(self, message: str, *, path: str | None = None, page_id: str | None = None, line_id: str | None = None):
+    def __init__(
+        self, message: str, *, path: str | None = None, page_id: str | None = None, line_id: str | None = None
+    ):
         self.message = message
         self.path = path
         self.page_id = page_id

@@ -66,15 +66,17 @@ def parse(path: str | Path, data: bytes | None = None, limits: XmlLimits | None 
         try:
             size = os.stat(path).st_size
             if size > lim.max_bytes:
-                raise _refuse(where, f"{size / 2**20:.1f} MB is above the {lim.max_bytes / 2**20:g} MB limit "
-                                     "(HTR_XML_MAX_MB)")
+                raise _refuse(
+                    where, f"{size / 2**20:.1f} MB is above the {lim.max_bytes / 2**20:g} MB limit (HTR_XML_MAX_MB)"
+                )
             with open(path, "rb") as fh:
                 data = fh.read(lim.max_bytes + 1)
         except OSError as e:
             raise XmlError(f"cannot read: {e.strerror or e}", path=where) from None
     if len(data) > lim.max_bytes:
-        raise _refuse(where, f"{len(data) / 2**20:.1f} MB is above the {lim.max_bytes / 2**20:g} MB limit "
-                             "(HTR_XML_MAX_MB)")
+        raise _refuse(
+            where, f"{len(data) / 2**20:.1f} MB is above the {lim.max_bytes / 2**20:g} MB limit (HTR_XML_MAX_MB)"
+        )
     m = _ROOT_START.search(data)
     prolog = data[: m.start()] if m else data
     if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:

@@ -118,7 +118,9 @@ class PageSegmentation:
             height=d["height"],
             regions=tuple(Region(r["id"], _pts(r["polygon"]), r.get("type", "text")) for r in d.get("regions", ())),
             lines=tuple(
-                Line(ln["id"], _pts(ln["baseline"]), _pts(ln["polygon"]), ln.get("region_id"), ln.get("type", "default"))
+                Line(
+                    ln["id"], _pts(ln["baseline"]), _pts(ln["polygon"]), ln.get("region_id"), ln.get("type", "default")
+                )
                 for ln in d.get("lines", ())
             ),
             text_direction=d.get("text_direction", "horizontal-lr"),

@@ -169,5 +169,8 @@ class RunArtifacts:
             lines += [f"- `{f['page']}`: {f['error']}" for f in self.failed[:50]]
             if len(self.failed) > 50:
                 lines.append(f"- … and {len(self.failed) - 50} more: see the failures table and run.json")
-        lines += ["", f"Details per page: `{Path(self.output) / 'run.json'}`; report: `{Path(self.output) / 'report.html'}`."]
+        lines += [
+            "",
+            f"Details per page: `{Path(self.output) / 'run.json'}`; report: `{Path(self.output) / 'report.html'}`.",
+        ]
         return "\n".join(lines)

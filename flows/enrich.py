@@ -83,8 +83,9 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None)
     resource GPU=1 (start GPU workers with `dask worker ... --resources GPU=1`).
     """
     if not cluster:
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker,
-                                     initargs=(settings.threads_per_worker, os.getpid()))
+        return ProcessPoolTaskRunner(
+            max_workers=workers, initializer=init_worker, initargs=(settings.threads_per_worker, os.getpid())
+        )
     import contextlib
 
     import dask
@@ -107,7 +108,11 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None)
 
 
 def _run_pool(
-    refs: list[PageRef], workers: int, plan: collection.Plan, settings: RunSettings, budget: collection.Budget,
+    refs: list[PageRef],
+    workers: int,
+    plan: collection.Plan,
+    settings: RunSettings,
+    budget: collection.Budget,
     cluster: str | None = None,
 ) -> tuple[list[PageRef], list[PageRef]]:
     """Run pages in one pool, a few in flight at a time, until done, the pool breaks or `budget` stops.
@@ -136,7 +141,9 @@ def _run_pool(
                     continue
                 state.running_path(out, ref.id).unlink(missing_ok=True)  # Dask already retried it elsewhere
                 res = collection.worker_died(
-                    ref, plan.keys[ref.id], out,
+                    ref,
+                    plan.keys[ref.id],
+                    out,
                     "Dask worker died while processing this page, on every worker that tried it "
                     "(killed, or out of memory?; distributed.scheduler.allowed-failures)",
                 )
@@ -151,7 +158,9 @@ def _record(res: PageResult, budget: collection.Budget) -> None:
 
 
 @flow(name="enrich-collection", log_prints=True)
-def enrich_collection(sources: list[str], output: str, settings: dict | None = None, cluster: str | None = None) -> dict:
+def enrich_collection(
+    sources: list[str], output: str, settings: dict | None = None, cluster: str | None = None
+) -> dict:
     """Enrich every page under `sources` into `output` (ALTO, text, run.json, report.html).
 
     `cluster`: address of an existing Dask scheduler ("tcp://HOST:8786") to run the page tasks on,
@@ -164,8 +173,10 @@ def enrich_collection(sources: list[str], output: str, settings: dict | None = N
         preflight.check(output, cfg)  # the same one-line checks as `htr enrich`, for deployments
         summary = _enrich(sources, output, cfg, cluster, t0)
     if summary["status"] != "completed":
-        why = summary.get("stopped") or (f"{summary['failed']} of {summary['pages']} pages failed "
-                                         f"({summary['failure_ratio']:.1%}), above max_failures {cfg.max_failures:.1%}")
+        why = summary.get("stopped") or (
+            f"{summary['failed']} of {summary['pages']} pages failed "
+            f"({summary['failure_ratio']:.1%}), above max_failures {cfg.max_failures:.1%}"
+        )
         return Failed(message=why, data=RunFailed(why, summary, path=str(Path(output) / "run.json")))
     return summary
 
@@ -214,8 +225,9 @@ def _plan_and_process(sources: list[str], output: str, cfg: RunSettings, cluster
     return record.finish(status, budget.reason, time.perf_counter() - t0, budget.fault)
 
 
-def _process(plan: collection.Plan, workers: int, cfg: RunSettings, budget: collection.Budget,
-             cluster: str | None) -> None:
+def _process(
+    plan: collection.Plan, workers: int, cfg: RunSettings, budget: collection.Budget, cluster: str | None
+) -> None:
     """Every pending page through the pools; a page that kills its worker alone is recorded as failed."""
     out = Path(plan.output)
     queue = list(plan.pending)
@@ -234,7 +246,12 @@ def _process(plan: collection.Plan, workers: int, cfg: RunSettings, budget: coll
             before = budget.processed
             unstarted, again = _run_pool([ref], 1, plan, cfg, budget, cluster)
             if budget.processed == before and (again or unstarted):
-                _record(collection.worker_died(
-                    ref, plan.keys[ref.id], out,
-                    "worker process died while processing this page (killed, or out of memory?)",
-                ), budget)
+                _record(
+                    collection.worker_died(
+                        ref,
+                        plan.keys[ref.id],
+                        out,
+                        "worker process died while processing this page (killed, or out of memory?)",
+                    ),
+                    budget,
+                )

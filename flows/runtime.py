@@ -73,11 +73,24 @@ def _server_class():
 
         def _run_uvicorn_command(self) -> subprocess.Popen:
             args = [
-                sys.executable, "-m", "htr.lifeline", str(os.getpid()), "-m", "uvicorn",
-                "--app-dir", str(prefect.__module_path__.parent),
-                "--factory", "prefect.server.api.server:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--log-level", "error", "--lifespan", "on",
+                sys.executable,
+                "-m",
+                "htr.lifeline",
+                str(os.getpid()),
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(prefect.__module_path__.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
             ]
             env = {
                 **os.environ,

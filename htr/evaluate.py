@@ -248,8 +248,16 @@ class Score:
         for k in ("cer", "wer", "cer_line_mean", "line_recall", "line_precision"):
             d[k] = _round(getattr(self, k))
         if not self.detection:
-            for k in ("pred_lines", "pred_no_geometry_lines", "matched_lines", "detected_lines", "missed_lines",
-                      "extra_lines", "line_recall", "line_precision"):
+            for k in (
+                "pred_lines",
+                "pred_no_geometry_lines",
+                "matched_lines",
+                "detected_lines",
+                "missed_lines",
+                "extra_lines",
+                "line_recall",
+                "line_precision",
+            ):
                 d.pop(k)
         return d
 
@@ -367,7 +375,7 @@ def _read_error(path: Path, e: Exception, what: str = "ground truth") -> str:
     """One line naming the file and why it cannot be read."""
     msg = str(e) or type(e).__name__
     if msg.startswith(f"{path}: "):
-        msg = msg[len(f"{path}: "):]
+        msg = msg[len(f"{path}: ") :]
     if not isinstance(e, (ValueError, OSError, HTRError)):
         msg = f"{type(e).__name__}: {msg}"
     return f"{path}: cannot read {what}: {msg}"
@@ -476,13 +484,26 @@ def _box(line: GTLine) -> Box | None:
 # --------------------------------------------------------------------------- scoring
 
 
-def _line(page: str, status: str, gt: GTLine | None, pred: GTLine | None, ref: str, hyp: str,
-          iou: float | None = None) -> LineScore:
+def _line(
+    page: str, status: str, gt: GTLine | None, pred: GTLine | None, ref: str, hyp: str, iou: float | None = None
+) -> LineScore:
     ce, cn = _cer(ref, hyp)
     we, wn = _wer(ref, hyp)
     box = _box(gt) if gt is not None else (_box(pred) if pred is not None else None)
-    return LineScore(page, status, gt.id if gt else None, pred.id if pred else None, ref, hyp, ce, cn, we, wn,
-                     None if iou is None else round(iou, 6), box)
+    return LineScore(
+        page,
+        status,
+        gt.id if gt else None,
+        pred.id if pred else None,
+        ref,
+        hyp,
+        ce,
+        cn,
+        we,
+        wn,
+        None if iou is None else round(iou, 6),
+        box,
+    )
 
 
 def _score_of(lines: Sequence[LineScore], **counts: int) -> Score:
@@ -500,7 +521,9 @@ def _score_of(lines: Sequence[LineScore], **counts: int) -> Score:
     )
 
 
-def score_page(gt: GTPage, pred: GTPage, key: str = "", norm: Normalization = Normalization()) -> tuple[Score, list[LineScore]]:
+def score_page(
+    gt: GTPage, pred: GTPage, key: str = "", norm: Normalization = Normalization()
+) -> tuple[Score, list[LineScore]]:
     """Compare the predicted lines of one page with its GT lines (polygon matching, see module doc)."""
     gts = list(gt.lines)
     preds = list(pred.lines)
@@ -513,7 +536,9 @@ def score_page(gt: GTPage, pred: GTPage, key: str = "", norm: Normalization = No
     matched_p = {j for _, j, _ in pairs}
     for i, j, iou in sorted(pairs):
         if not placeholder[i]:
-            lines.append(_line(key, "matched", gts[i], preds[j], norm.apply(gts[i].text), norm.apply(preds[j].text), iou))
+            lines.append(
+                _line(key, "matched", gts[i], preds[j], norm.apply(gts[i].text), norm.apply(preds[j].text), iou)
+            )
     for i, ln in enumerate(gts):
         if i not in matched_g and not placeholder[i]:
             lines.append(_line(key, "missed", ln, None, norm.apply(ln.text), ""))
@@ -536,7 +561,9 @@ def score_page(gt: GTPage, pred: GTPage, key: str = "", norm: Normalization = No
     return Score(detection=True, **{k: v for k, v in asdict(score).items() if k != "detection"}), lines
 
 
-def _result(mode: str, settings: dict[str, Any], scored: list[tuple[PageScore, list[LineScore]]], **extra: Any) -> EvalResult:
+def _result(
+    mode: str, settings: dict[str, Any], scored: list[tuple[PageScore, list[LineScore]]], **extra: Any
+) -> EvalResult:
     pages = sorted((p for p, _ in scored), key=lambda p: p.key)
     lines = [ln for _, lns in sorted(scored, key=lambda t: t[0].key) for ln in lns]
     docs: dict[str, list[Score]] = defaultdict(list)
@@ -559,8 +586,12 @@ def _result(mode: str, settings: dict[str, Any], scored: list[tuple[PageScore, l
 
 
 def _settings(mode: str, norm: Normalization, **more: Any) -> dict[str, Any]:
-    s: dict[str, Any] = {"mode": mode, "normalization": norm.to_dict(), "average": "micro (total edits / total reference length)",
-                         "placeholder_lines": "excluded (lines with ~~~)"}
+    s: dict[str, Any] = {
+        "mode": mode,
+        "normalization": norm.to_dict(),
+        "average": "micro (total edits / total reference length)",
+        "placeholder_lines": "excluded (lines with ~~~)",
+    }
     if mode == "pred":
         s |= {
             "pairing": "image file name; sha256 of the image when a name is ambiguous",
@@ -662,8 +693,10 @@ def pair_pages(
                 pairs.append((cands[0], path, p))
             else:
                 why = "has no sha256 fileIdentifier" if not sha else f"sha256 matches {len(cands)} of them"
-                notes.append(f"{path}: image name {name!r} is shared by {len(glist)} GT pages and "
-                             f"{len(plist)} predictions; the prediction {why}: not scored")
+                notes.append(
+                    f"{path}: image name {name!r} is shared by {len(glist)} GT pages and "
+                    f"{len(plist)} predictions; the prediction {why}: not scored"
+                )
     return pairs, notes
 
 
@@ -738,8 +771,14 @@ def open_page_image(page: GTPage):
         return im
 
 
-def score_model_page(page: GTPage, model: ModelInfo, settings: RecognizeSettings, device: str = "cpu", key: str = "",
-                     norm: Normalization = Normalization()) -> tuple[Score, list[LineScore]]:
+def score_model_page(
+    page: GTPage,
+    model: ModelInfo,
+    settings: RecognizeSettings,
+    device: str = "cpu",
+    key: str = "",
+    norm: Normalization = Normalization(),
+) -> tuple[Score, list[LineScore]]:
     """Recognise the GT lines of one page with `model` and score them (recognition only)."""
     from htr import recognize
     from htr.types import Line, PageSegmentation
@@ -760,12 +799,18 @@ def score_model_page(page: GTPage, model: ModelInfo, settings: RecognizeSettings
         return _score_of([], **counts), []
     im = open_page_image(page)
     w, h = im.width, im.height
-    seg = PageSegmentation(w, h, lines=tuple(
-        Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)
-    ))
+    seg = PageSegmentation(
+        w,
+        h,
+        lines=tuple(
+            Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)
+        ),
+    )
     text = recognize.run(im, seg, model, settings, device, page_id=key or str(page.xml_path))
     hyp = {lt.line_id: lt.text for lt in text.lines}
-    lines = [_line(key, "read", ln, None, norm.apply(ln.text), norm.apply(hyp.get(f"l{k}", ""))) for k, ln in enumerate(used)]
+    lines = [
+        _line(key, "read", ln, None, norm.apply(ln.text), norm.apply(hyp.get(f"l{k}", ""))) for k, ln in enumerate(used)
+    ]
     return _score_of(lines, **counts), lines
 
 
@@ -841,7 +886,7 @@ def print_summary(result: EvalResult, console=None) -> None:
         row(f"[bold]{name}[/]", s)
         for dname, ds in result.documents:
             if dname.startswith(name + "/"):
-                row(f"  {dname[len(name) + 1:]}", ds)
+                row(f"  {dname[len(name) + 1 :]}", ds)
         for dname, ds in result.documents:
             if dname == name:
                 row("  (top folder)", ds)
@@ -855,7 +900,11 @@ def print_summary(result: EvalResult, console=None) -> None:
         f"normalisation: NFC, whitespace, &amp;{'; ' + ', '.join(extra) if extra else ''} · "
         f"excluded: {o.placeholder_lines} ~~~ lines"
         + (f", {o.empty_lines} empty, {o.no_geometry_lines} without polygon/baseline" if not det else "")
-        + (f" · {o.missed_lines} GT lines without prediction, {o.extra_lines} predicted lines without GT" if det else "")
+        + (
+            f" · {o.missed_lines} GT lines without prediction, {o.extra_lines} predicted lines without GT"
+            if det
+            else ""
+        )
     )
     if result.confusions:
         console.print("top confusions: " + ", ".join(f"{c} ×{n}" for c, n in result.confusions[:TOP_CONFUSIONS]))

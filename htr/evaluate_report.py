@@ -111,12 +111,16 @@ def _score_table(result: EvalResult) -> str:
 def _line_html(ln: LineScore, crop: str | None) -> str:
     g, p = diff_html(ln.gt, ln.pred)
     cer = "–" if ln.cer is None else f"{100 * ln.cer:.1f} %"
-    meta = (f"{html.escape(ln.page)} · {html.escape(ln.gt_id or ln.pred_id or '')} · {ln.status} · CER {cer} "
-            f"({ln.char_edits} edits / {ln.chars} chars)" + (f" · IoU {ln.iou:.2f}" if ln.iou is not None else ""))
+    meta = (
+        f"{html.escape(ln.page)} · {html.escape(ln.gt_id or ln.pred_id or '')} · {ln.status} · CER {cer} "
+        f"({ln.char_edits} edits / {ln.chars} chars)" + (f" · IoU {ln.iou:.2f}" if ln.iou is not None else "")
+    )
     img = f'<img alt="line image" src="data:image/jpeg;base64,{crop}">' if crop else '<p class="meta">(no image)</p>'
-    return (f'<div class="line"><div class="meta">{meta}</div>{img}'
-            f'<div class="txt"><span class="lbl">GT</span>{g}</div>'
-            f'<div class="txt"><span class="lbl">prediction</span>{p}</div></div>')
+    return (
+        f'<div class="line"><div class="meta">{meta}</div>{img}'
+        f'<div class="txt"><span class="lbl">GT</span>{g}</div>'
+        f'<div class="txt"><span class="lbl">prediction</span>{p}</div></div>'
+    )
 
 
 def render_html(result: EvalResult, worst: int = 50) -> str:
@@ -142,7 +146,7 @@ def render_html(result: EvalResult, worst: int = 50) -> str:
     norm = result.settings.get("normalization", {})
     opts = [k for k in ("ignore_case", "strip_punctuation", "no_superscript_marker") if norm.get(k)]
     parts = [
-        f"<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>",
+        f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     if result.model:
@@ -161,8 +165,10 @@ def render_html(result: EvalResult, worst: int = 50) -> str:
     if result.errors:
         parts.append("<h2>Problems</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in result.errors) + "</ul>")
     parts.append(f"<h2>{len(lines)} worst lines</h2>")
-    parts.append('<p class="meta">GT: <span class="del">deleted</span> <span class="sub">substituted</span> · '
-                 'prediction: <span class="ins">inserted</span> <span class="sub">substituted</span></p>')
+    parts.append(
+        '<p class="meta">GT: <span class="del">deleted</span> <span class="sub">substituted</span> · '
+        'prediction: <span class="ins">inserted</span> <span class="sub">substituted</span></p>'
+    )
     parts += [_line_html(ln, crops.get(k)) for k, ln in enumerate(lines)]
     parts.append("</body></html>\n")
     return "".join(parts)

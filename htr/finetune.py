@@ -113,8 +113,10 @@ def _augment(img: np.ndarray, rng: random.Random) -> np.ndarray:
         shear = rng.uniform(-0.3, 0.3)
         angle = math.radians(rng.uniform(-1.0, 1.0))
         sy = rng.uniform(0.9, 1.05)
-        m = np.array([[math.cos(angle), -math.sin(angle) + shear, 0.0],
-                      [math.sin(angle), math.cos(angle) * sy, 0.0]], dtype=np.float32)
+        m = np.array(
+            [[math.cos(angle), -math.sin(angle) + shear, 0.0], [math.sin(angle), math.cos(angle) * sy, 0.0]],
+            dtype=np.float32,
+        )
         cx, cy = w / 2, h / 2
         m[:, 2] = [cx - m[0, 0] * cx - m[0, 1] * cy, cy - m[1, 0] * cx - m[1, 1] * cy + rng.uniform(-2, 2)]
         pad = int(abs(shear) * h) + 2
@@ -149,7 +151,7 @@ def make_batch(images: Sequence[np.ndarray], padding: int):
     h = images[0].shape[0]
     x = np.zeros((len(images), 3, h, max(widths)), dtype=np.float32)
     for i, im in enumerate(images):
-        x[i, :, :, padding:padding + im.shape[1]] = 1.0 - im.transpose(2, 0, 1).astype(np.float32) / 255.0
+        x[i, :, :, padding : padding + im.shape[1]] = 1.0 - im.transpose(2, 0, 1).astype(np.float32) / 255.0
     return torch.from_numpy(x), torch.tensor(widths, dtype=torch.long)
 
 
@@ -158,8 +160,8 @@ def _batches(order: list[int], widths: Sequence[int], batch_size: int, rng: rand
     chunk = batch_size * 32
     batches: list[list[int]] = []
     for a in range(0, len(order), chunk):
-        part = sorted(order[a:a + chunk], key=lambda i: widths[i])
-        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+        part = sorted(order[a : a + chunk], key=lambda i: widths[i])
+        batches += [part[b : b + batch_size] for b in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -179,7 +181,7 @@ def predict(model: PPModel, lines: LineSet, batch_size: int = 16, padding: int =
     out: dict[int, str] = {}
     with torch.inference_mode():
         for a in range(0, len(order), batch_size):
-            idx = order[a:a + batch_size]
+            idx = order[a : a + batch_size]
             x, lens = make_batch([lines.images[i] for i in idx], padding)
             logits, olens = net(x.to(device), lens.to(device))
             for i, text in zip(idx, greedy_decode(logits.squeeze(2), olens, l2c)):
@@ -241,9 +243,16 @@ def _sample_val(val: LineSet, n: int, seed: int) -> LineSet:
     return val.subset(sorted(keep))
 
 
-def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: FinetuneSettings, work: Path,
-             log: Log = print, on_best: Callable[[PPModel, dict], None] | None = None,
-             stop_at: int | None = None) -> dict[str, Any]:
+def finetune(
+    model: PPModel,
+    train: LineSet,
+    val: LineSet | None,
+    settings: FinetuneSettings,
+    work: Path,
+    log: Log = print,
+    on_best: Callable[[PPModel, dict], None] | None = None,
+    stop_at: int | None = None,
+) -> dict[str, Any]:
     """Fine-tune `model` in place on `train`; checkpoint to `work/last.pt`, best model to `work/best.safetensors`.
 
     Resumes from `work/last.pt` when it exists: a run stopped (by `minutes`, `stop_at` or a kill after
@@ -265,18 +274,26 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
 
     missing = set(train.charset()) - set(model.codec)
     if missing:
-        raise ValueError(f"characters of the training lines missing from the model's codec: {''.join(sorted(missing))!r}")
+        raise ValueError(
+            f"characters of the training lines missing from the model's codec: {''.join(sorted(missing))!r}"
+        )
     targets = [[model.codec[c][0] for c in smp.text] for smp in train.samples]
     widths = [im.shape[1] for im in train.images]
-    usable = [i for i in range(len(train)) if targets[i] and widths[i] + 2 * s.padding <= s.max_width
-              and _ctc_length(targets[i]) <= (widths[i] + 2 * s.padding) // 8]
+    usable = [
+        i
+        for i in range(len(train))
+        if targets[i]
+        and widths[i] + 2 * s.padding <= s.max_width
+        and _ctc_length(targets[i]) <= (widths[i] + 2 * s.padding) // 8
+    ]
     val_set = _sample_val(val, s.val_lines, s.seed) if val is not None and len(val) else None
 
     decay, no_decay = [], []
     for name, p in net.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=s.lr
+    )
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True, reduction="mean")
     hist = History()
     epoch_order: list[int] = []  # what is left of the current pass over the training lines
@@ -299,17 +316,31 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
 
     def checkpoint() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"net": net.state_dict(), "optimizer": opt.state_dict(), "history": asdict(hist),
-                    "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "codec": model.codec,
-                    "epoch_order": epoch_order,
-                    "settings": s.to_dict()}, tmp)
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "history": asdict(hist),
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "codec": model.codec,
+                "epoch_order": epoch_order,
+                "settings": s.to_dict(),
+            },
+            tmp,
+        )
         tmp.replace(ckpt_path)
 
     def validate() -> dict[str, Any]:
         res = score(val_set, predict(model, val_set, s.batch_size, s.padding, s.device)) if val_set else {}
-        check = {"step": hist.step, "lines_seen": hist.seen_lines, "train_s": round(hist.train_seconds, 1),
-                 "cpu_s": round(hist.cpu_seconds, 1), "cer": res.get("overall", {}).get("cer"),
-                 "documents": {k: v["cer"] for k, v in res.items() if k != "overall"}}
+        check = {
+            "step": hist.step,
+            "lines_seen": hist.seen_lines,
+            "train_s": round(hist.train_seconds, 1),
+            "cpu_s": round(hist.cpu_seconds, 1),
+            "cer": res.get("overall", {}).get("cer"),
+            "documents": {k: v["cer"] for k, v in res.items() if k != "overall"},
+        }
         hist.checks.append(check)
         cer = check["cer"]
         if cer is not None and (hist.best_cer is None or cer < hist.best_cer):
@@ -357,8 +388,10 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
         hist.train_seconds += time.monotonic() - t0
         hist.cpu_seconds += time.process_time() - c0
         if hist.step % 50 == 0:
-            log(f"step {hist.step}/{s.steps} loss {loss.item():.3f} lr {_lr_at(hist.step, s):.2e} "
-                f"({hist.train_seconds / hist.step:.2f} s/step)")
+            log(
+                f"step {hist.step}/{s.steps} loss {loss.item():.3f} lr {_lr_at(hist.step, s):.2e} "
+                f"({hist.train_seconds / hist.step:.2f} s/step)"
+            )
         if hist.step % s.val_every == 0 or hist.step == s.steps:
             validate()
             net.train()
@@ -369,4 +402,3 @@ def finetune(model: PPModel, train: LineSet, val: LineSet | None, settings: Fine
     checkpoint()
     net.eval()
     return asdict(hist)
-

@@ -68,16 +68,15 @@ _ORIENT = {
 
 # Pillow warns about harmless damaged EXIF/TIFF tags that real scans carry (cremma-mss-19 has them):
 # the page still decodes; the warnings would only bury the progress bar.
-warnings.filterwarnings("ignore", message=r"(Tag data larger than file|Possibly corrupt EXIF|Corrupt EXIF data)",
-                        category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message=r"(Tag data larger than file|Possibly corrupt EXIF|Corrupt EXIF data)", category=UserWarning
+)
 
 
 def _raise_pixel_limit() -> None:
     """Pillow's limit is process-global and other libraries move it (kraken's CLI: 400 MP, ocrd_utils:
     1.6 GP): set the project's limit again before each decode."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-
-
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -208,7 +207,8 @@ def _classify(path: Path) -> tuple[str | None, str | None, Any]:
 
 
 def discover(
-    sources: Sequence[str | Path], cache: dict[str, Any] | None = None,
+    sources: Sequence[str | Path],
+    cache: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[PageRef], list[tuple[str, str]]]:
     """Pages found in `sources` (files and/or folders, searched recursively) and ignored files.
@@ -246,8 +246,9 @@ def discover(
         seen.add(real)
         hit = _cache_hit(cache, path)
         if hit is not None:
-            files.append({"source": str(path), "base": page_id_for(rel), "n": hit["n"], "digest": None,
-                          "shas": hit["shas"]})
+            files.append(
+                {"source": str(path), "base": page_id_for(rel), "n": hit["n"], "digest": None, "shas": hit["shas"]}
+            )
             continue
         kind, reason, digest = _classify(path)
         if kind is None:

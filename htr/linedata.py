@@ -51,8 +51,10 @@ class LineSet:
         """(train, validation) by document: a document ends with one of `validation_documents`."""
         val_docs = tuple(validation_documents)
         is_val = [any(s.document.endswith(v) for v in val_docs) for s in self.samples]
-        return (self.subset([i for i, v in enumerate(is_val) if not v]),
-                self.subset([i for i, v in enumerate(is_val) if v]))
+        return (
+            self.subset([i for i, v in enumerate(is_val) if not v]),
+            self.subset([i for i, v in enumerate(is_val) if v]),
+        )
 
     def charset(self) -> str:
         return "".join(sorted({c for s in self.samples for c in s.text}))
@@ -77,8 +79,14 @@ def from_pages(pages, height: int, progress=None) -> tuple[LineSet, int]:
             continue
         im = open_page_image(page)
         w, h = im.width, im.height
-        seg = PageSegmentation(w, h, lines=tuple(
-            Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h)) for k, ln in enumerate(used)))
+        seg = PageSegmentation(
+            w,
+            h,
+            lines=tuple(
+                Line(f"l{k}", clamp_points(ln.baseline, w, h), clamp_points(ln.polygon, w, h))
+                for k, ln in enumerate(used)
+            ),
+        )
         for ln, (_, crop) in zip(used, line_images(im, seg, height)):
             if crop is None or crop.width < 4:
                 dropped += 1
@@ -102,12 +110,20 @@ def save(lines: LineSet, path: Path, encoding: str = "png", quality: int = 90) -
             raise ValueError(f"encoding must be png or jpeg, not {encoding!r}")
         blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-    header = {"format": FORMAT, "height": lines.height, "encoding": encoding,
-              "samples": [asdict(s) for s in lines.samples]}
+    header = {
+        "format": FORMAT,
+        "height": lines.height,
+        "encoding": encoding,
+        "samples": [asdict(s) for s in lines.samples],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part.npz")
-    np.savez(tmp, data=np.concatenate(blobs) if blobs else np.zeros(0, np.uint8), offsets=offsets,
-             header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode(), dtype=np.uint8))
+    np.savez(
+        tmp,
+        data=np.concatenate(blobs) if blobs else np.zeros(0, np.uint8),
+        offsets=offsets,
+        header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode(), dtype=np.uint8),
+    )
     tmp.replace(path)
     return path
 

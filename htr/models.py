@@ -80,4 +80,6 @@ def resolve(name_or_path: str, directory: Path | None = None) -> ModelInfo:
     if path.is_file():
         return ModelInfo(path.stem, str(path), file_sha256(path))
     known = ", ".join(sorted(entries)) or "none"
-    raise ModelError(f"no such model (not a file, not in {directory / 'manifest.json'}; known: {known})", path=name_or_path)
+    raise ModelError(
+        f"no such model (not a file, not in {directory / 'manifest.json'}; known: {known})", path=name_or_path
+    )

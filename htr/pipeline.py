@@ -81,26 +81,53 @@ def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None 
     rec = models.recognition
     if ref is not None and ref.segmentation:
         layout = ProcessingStep(
-            "preOperation", "existing segmentation read (lines, ids and reading order kept)", SOFTWARE,
-            software_version(), {"segmentation_from": settings.segmentation_from,
-                                 "file": Path(ref.segmentation).name, "sha256": ref.segmentation_sha256}, now,
+            "preOperation",
+            "existing segmentation read (lines, ids and reading order kept)",
+            SOFTWARE,
+            software_version(),
+            {
+                "segmentation_from": settings.segmentation_from,
+                "file": Path(ref.segmentation).name,
+                "sha256": ref.segmentation_sha256,
+            },
+            now,
         )
     else:
         layout = ProcessingStep(
-            "contentGeneration", "baseline segmentation and reading order", "kraken", kv,
-            {**settings.segment.model_dump(), "model_file": Path(models.segmentation.path).name,
-             "model_sha256": models.segmentation.sha256}, now,
+            "contentGeneration",
+            "baseline segmentation and reading order",
+            "kraken",
+            kv,
+            {
+                **settings.segment.model_dump(),
+                "model_file": Path(models.segmentation.path).name,
+                "model_sha256": models.segmentation.sha256,
+            },
+            now,
         )
     return [
         ProcessingStep(
-            "preOperation", "image loading and normalisation", SOFTWARE, software_version(),
-            {**settings.load.model_dump()}, now,
+            "preOperation",
+            "image loading and normalisation",
+            SOFTWARE,
+            software_version(),
+            {**settings.load.model_dump()},
+            now,
         ),
         layout,
         ProcessingStep(
-            "contentGeneration", "text recognition", "kraken", kv,
-            {**settings.recognize.model_dump(), "model_name": rec.name, "model_file": Path(rec.path).name,
-             "model_sha256": rec.sha256, **({"model_doi": rec.doi} if rec.doi else {})}, now,
+            "contentGeneration",
+            "text recognition",
+            "kraken",
+            kv,
+            {
+                **settings.recognize.model_dump(),
+                "model_name": rec.name,
+                "model_file": Path(rec.path).name,
+                "model_sha256": rec.sha256,
+                **({"model_doi": rec.doi} if rec.doi else {}),
+            },
+            now,
         ),
     ]
 
@@ -134,8 +161,14 @@ def preprocess_step(info: dict, date: str) -> ProcessingStep:
     """ALTO `Processing` entry of the preprocessing stage, with what was measured on this page."""
     from htr.preprocess import VERSION
 
-    return ProcessingStep("preOperation", "image preprocessing (coordinates are those of the original image)",
-                          SOFTWARE, software_version(), {"preprocess_version": VERSION, **info}, date)
+    return ProcessingStep(
+        "preOperation",
+        "image preprocessing (coordinates are those of the original image)",
+        SOFTWARE,
+        software_version(),
+        {"preprocess_version": VERSION, **info},
+        date,
+    )
 
 
 def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models, key: str) -> PageResult:
@@ -187,15 +220,19 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
             alt_readings = [_read(p.image, None, settings, models, ref.id) for p in alt.parts]
             for r in alt_readings:
                 _add(timings, r[2])
-            vote = {"turns": [orient["turn"], (orient["turn"] + 180) % 360],
-                    "confidence": [round(_confidence(readings), 4), round(_confidence(alt_readings), 4)]}
+            vote = {
+                "turns": [orient["turn"], (orient["turn"] + 180) % 360],
+                "confidence": [round(_confidence(readings), 4), round(_confidence(alt_readings), 4)],
+            }
             if vote["confidence"][1] > vote["confidence"][0]:
                 pre, readings = alt, alt_readings
             pre.info["orient"] = {**orient, "turn": pre.info["orient"]["turn"], "recogniser_vote": vote}
 
         stage = "map"
-        mapped = [preprocess.to_original(seg, text, p.transform, im.width, im.height)
-                  for p, (seg, text, _) in zip(pre.parts, readings)]
+        mapped = [
+            preprocess.to_original(seg, text, p.transform, im.width, im.height)
+            for p, (seg, text, _) in zip(pre.parts, readings)
+        ]
         pre_step = preprocess_step(pre.info, "") if steps else None
 
         parts = []
@@ -227,8 +264,14 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
                 confs.append(text.mean_confidence)
             parts.append(pid)
         timings["write"] = time.perf_counter() - t - timings.get("entities", 0.0)
-        result = replace(base, status="done", lines=n_lines, mean_confidence=sum(confs) / len(confs) if confs else None,
-                         parts=tuple(parts) if len(parts) > 1 else (), preprocess=_slim(pre.info) if steps else None)
+        result = replace(
+            base,
+            status="done",
+            lines=n_lines,
+            mean_confidence=sum(confs) / len(confs) if confs else None,
+            parts=tuple(parts) if len(parts) > 1 else (),
+            preprocess=_slim(pre.info) if steps else None,
+        )
     except HTRError as e:
         why = f"{ref.source}: {_os_reason(e, out)}" if is_disk_full(e) else str(e)
         result = replace(base, error=f"{stage}: {why}", fault=_fault(e))
@@ -245,15 +288,19 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
     try:
         state.write_marker(out, result)
     except OSError as e:  # outputs without a marker are redone next time: say so, never raise
-        result = replace(result, status="failed", error=result.error or f"record: {ref.source}: {_os_reason(e, out)}",
-                         fault=result.fault or _fault(e))
+        result = replace(
+            result,
+            status="failed",
+            error=result.error or f"record: {ref.source}: {_os_reason(e, out)}",
+            fault=result.fault or _fault(e),
+        )
     finally:
         running.unlink(missing_ok=True)
     return result
 
 
 def _fault(exc: BaseException) -> str | None:
-    """"disk-full" when the page failed because the output disk is full: the run stops taking pages."""
+    """ "disk-full" when the page failed because the output disk is full: the run stops taking pages."""
     return "disk-full" if is_disk_full(exc) else None
 
 

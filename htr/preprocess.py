@@ -56,8 +56,10 @@ def parse_steps(spec: str | Sequence[str] | None) -> tuple[str, ...]:
         elif item in STEPS:
             steps.append(item)
         else:
-            raise ConfigError(f"unknown preprocessing step or profile {item!r}: "
-                              f"steps {', '.join(STEPS)}; profiles {', '.join(PROFILES)}")
+            raise ConfigError(
+                f"unknown preprocessing step or profile {item!r}: "
+                f"steps {', '.join(STEPS)}; profiles {', '.join(PROFILES)}"
+            )
     return tuple(s for s in STEPS if s in steps)  # fixed order, no duplicates
 
 
@@ -118,7 +120,12 @@ class Transform:
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
         bx0 = min(max(int(math.floor(min(xs))), 0), width - 1)
         by0 = min(max(int(math.floor(min(ys))), 0), height - 1)
-        return bx0, by0, max(bx0 + 1, min(int(math.ceil(max(xs))), width)), max(by0 + 1, min(int(math.ceil(max(ys))), height))
+        return (
+            bx0,
+            by0,
+            max(bx0 + 1, min(int(math.ceil(max(xs))), width)),
+            max(by0 + 1, min(int(math.ceil(max(ys))), height)),
+        )
 
 
 def rotation(angle_deg: float, w: int, h: int) -> tuple[Transform, int, int]:
@@ -287,8 +294,11 @@ def estimate_orientation(gray_small: np.ndarray, search: float = MAX_SKEW) -> tu
     asym = ascender_asymmetry(upright)
     if asym < 0:
         turn += 180
-    return turn % 360, {"lines_horizontal_vs_vertical": round(horiz / max(vert, 1e-9), 3),
-                        "ascender_asymmetry": round(asym, 3), "ambiguous": abs(asym) < AMBIGUOUS_ASYMMETRY}
+    return turn % 360, {
+        "lines_horizontal_vs_vertical": round(horiz / max(vert, 1e-9), 3),
+        "ascender_asymmetry": round(asym, 3),
+        "ambiguous": abs(asym) < AMBIGUOUS_ASYMMETRY,
+    }
 
 
 def ascender_asymmetry(mask: np.ndarray) -> float:
@@ -370,10 +380,14 @@ def estimate_gutter(gray_small: np.ndarray) -> tuple[int | None, dict[str, float
     smooth = np.convolve(col, np.ones(band) / band, mode="same")
     lo, hi = int(w * 0.4), int(w * 0.6)
     gutter = lo + int(smooth[lo:hi].argmin())
-    left, right = smooth[int(w * 0.05):int(w * 0.35)].mean(), smooth[int(w * 0.65):int(w * 0.95)].mean()
+    left, right = smooth[int(w * 0.05) : int(w * 0.35)].mean(), smooth[int(w * 0.65) : int(w * 0.95)].mean()
     valley = smooth[gutter]
-    info = {"aspect": round(w / h, 3), "valley": round(float(valley), 2), "left": round(float(left), 2),
-            "right": round(float(right), 2)}
+    info = {
+        "aspect": round(w / h, 3),
+        "valley": round(float(valley), 2),
+        "left": round(float(left), 2),
+        "right": round(float(right), 2),
+    }
     if min(left, right) <= 0 or valley > 0.15 * min(left, right):
         return None, info
     return gutter, info
@@ -382,8 +396,15 @@ def estimate_gutter(gray_small: np.ndarray) -> tuple[int | None, dict[str, float
 # --------------------------------------------------------------------------- applying
 
 
-def warp(img: np.ndarray, back: Transform, width: int, height: int, *, border: int | tuple | None = None,
-          nearest: bool = False) -> np.ndarray:
+def warp(
+    img: np.ndarray,
+    back: Transform,
+    width: int,
+    height: int,
+    *,
+    border: int | tuple | None = None,
+    nearest: bool = False,
+) -> np.ndarray:
     """Resample `img` onto a `width` x `height` canvas whose pixel (x, y) comes from `back(x, y)`."""
     flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_CUBIC) | cv2.WARP_INVERSE_MAP
     m = np.array([back.m[:3], back.m[3:]], dtype=np.float64)
@@ -439,8 +460,12 @@ def split(img: np.ndarray) -> StepResult:
 
 def _scale_box(box: tuple[int, int, int, int], scale: float, w: int, h: int) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
-    return (max(0, int(x0 / scale)), max(0, int(y0 / scale)), min(w, int(math.ceil(x1 / scale))),
-            min(h, int(math.ceil(y1 / scale))))
+    return (
+        max(0, int(x0 / scale)),
+        max(0, int(y0 / scale)),
+        min(w, int(math.ceil(x1 / scale))),
+        min(h, int(math.ceil(y1 / scale))),
+    )
 
 
 def _by_strips(gray: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], margin: int) -> np.ndarray:
@@ -452,7 +477,7 @@ def _by_strips(gray: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], margin:
     for top in range(0, h, STRIP_ROWS):
         a, b = max(0, top - margin), min(h, top + STRIP_ROWS + margin)
         res = fn(gray[a:b])
-        out[top:min(h, top + STRIP_ROWS)] = res[top - a: top - a + min(STRIP_ROWS, h - top)]
+        out[top : min(h, top + STRIP_ROWS)] = res[top - a : top - a + min(STRIP_ROWS, h - top)]
     return out
 
 
@@ -463,7 +488,7 @@ def flatten(img: np.ndarray) -> StepResult:
     k = max(3, (max(small.shape) // 40) | 1)
     bg_small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     bg_small = cv2.GaussianBlur(bg_small, (0, 0), k / 2)
-    ratio = (small.astype(np.float32) / np.maximum(bg_small.astype(np.float32), 1))
+    ratio = small.astype(np.float32) / np.maximum(bg_small.astype(np.float32), 1)
     lo, hi = (float(v) for v in np.percentile(ratio, (0.5, 99.0)))
     hi = max(hi, lo + 1e-3)
     h, w = gray.shape
@@ -472,7 +497,7 @@ def flatten(img: np.ndarray) -> StepResult:
         b = min(h, top + STRIP_ROWS)
         # background rows for this strip, resized from the small estimate
         y0s, y1s = int(top * scale), min(bg_small.shape[0], int(math.ceil(b * scale)) + 1)
-        bg = cv2.resize(bg_small[y0s:max(y1s, y0s + 1)], (w, b - top), interpolation=cv2.INTER_LINEAR)
+        bg = cv2.resize(bg_small[y0s : max(y1s, y0s + 1)], (w, b - top), interpolation=cv2.INTER_LINEAR)
         r = gray[top:b].astype(np.float32) / np.maximum(bg.astype(np.float32), 1)
         out[top:b] = np.clip((r - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
     return StepResult((out,), (Transform(),), {"stretch": [round(lo, 3), round(hi, 3)]})
@@ -523,8 +548,14 @@ def binarize(img: np.ndarray, window: int = 0, k: float = 0.2) -> StepResult:
 
 
 STEP_FUNCTIONS: dict[str, Callable[[np.ndarray], StepResult]] = {
-    "orient": orient, "deskew": deskew, "crop": crop, "split": split,
-    "flatten": flatten, "clahe": clahe, "denoise": denoise, "binarize": binarize,
+    "orient": orient,
+    "deskew": deskew,
+    "crop": crop,
+    "split": split,
+    "flatten": flatten,
+    "clahe": clahe,
+    "denoise": denoise,
+    "binarize": binarize,
 }
 
 
@@ -597,7 +628,7 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
             fx, fy = W / small.shape[1], H / small.shape[0]
             x0, y0 = int(box[0] * fx), int(box[1] * fy)
             x1, y1 = min(W, int(math.ceil(box[2] * fx))), min(H, int(math.ceil(box[3] * fy)))
-            small = small[box[1]:box[3], box[0]:box[2]]
+            small = small[box[1] : box[3], box[0] : box[2]]
             full, W, H = full.then(_translate(x0, y0)), x1 - x0, y1 - y0
             info["crop"] = {"box": [x0, y0, x1, y1]}  # in the oriented, deskewed page
     pieces = [(full, W, H, "")]
@@ -618,7 +649,7 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
             rotated = _quarter_turn(arr, turn)
             x0, y0 = rotation(turn, arr.shape[1], arr.shape[0])[0].inverse().point(*t.point(0, 0))
             x0, y0 = int(round(x0)), int(round(y0))
-            out = rotated[y0:y0 + ph, x0:x0 + pw]
+            out = rotated[y0 : y0 + ph, x0 : x0 + pw]
             t = Transform.from_matrix(_snap(t).matrix)
         for name in PHOTOMETRIC:
             if name in steps:
@@ -636,19 +667,29 @@ def _snap(t: Transform) -> Transform:
 # --------------------------------------------------------------------------- back to the original
 
 
-def to_original(seg: PageSegmentation, text: PageText | None, t: Transform, width: int,
-                height: int) -> tuple[PageSegmentation, PageText | None]:
+def to_original(
+    seg: PageSegmentation, text: PageText | None, t: Transform, width: int, height: int
+) -> tuple[PageSegmentation, PageText | None]:
     """Map a segmentation and its text made on a preprocessed image back into the original `width` x `height`."""
     if t.is_identity and (seg.width, seg.height) == (width, height):
         return seg, text
     regions = tuple(Region(r.id, t.points(r.polygon, width, height), r.type) for r in seg.regions)
-    lines = tuple(Line(ln.id, t.points(ln.baseline, width, height), t.points(ln.polygon, width, height),
-                       ln.region_id, ln.type) for ln in seg.lines)
+    lines = tuple(
+        Line(ln.id, t.points(ln.baseline, width, height), t.points(ln.polygon, width, height), ln.region_id, ln.type)
+        for ln in seg.lines
+    )
     out_seg = PageSegmentation(width, height, regions, lines, seg.text_direction)
     if text is None:
         return out_seg, None
-    out_text = PageText(tuple(
-        LineText(lt.line_id, lt.text, lt.confidence,
-                 tuple(Word(w.text, t.box(w.box, width, height), w.confidence) for w in lt.words))
-        for lt in text.lines))
+    out_text = PageText(
+        tuple(
+            LineText(
+                lt.line_id,
+                lt.text,
+                lt.confidence,
+                tuple(Word(w.text, t.box(w.box, width, height), w.confidence) for w in lt.words),
+            )
+            for lt in text.lines
+        )
+    )
     return out_seg, out_text

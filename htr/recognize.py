@@ -97,7 +97,9 @@ def run(
                 continue
             confs = list(record.confidences)
             conf = float(sum(confs) / len(confs)) if confs else 0.0
-            results[line.id] = LineText(line.id, record.prediction, conf, words_of(record, line.box) if record.prediction else ())
+            results[line.id] = LineText(
+                line.id, record.prediction, conf, words_of(record, line.box) if record.prediction else ()
+            )
     except Exception as e:
         raise RecognitionError(f"kraken recognition failed: {type(e).__name__}: {e}", page_id=page_id) from e
     return PageText(tuple(results.get(ln.id, LineText(ln.id, "", 0.0, ())) for ln in seg.lines))

@@ -75,7 +75,9 @@ figure{margin:0;width:240px}figure img{width:240px;border:1px solid #aaa}figcapt
 """
 
 
-def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[tuple[str, str]], low: int = 10) -> None:
+def write_report(
+    out: Path, run: dict, results: list[PageResult], ignored: list[tuple[str, str]], low: int = 10
+) -> None:
     """A page a person can look at: counts, failures, lowest-confidence pages, thumbnails."""
     e = html.escape
     s = run["summary"]
@@ -91,8 +93,10 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
         f"<td>{s['ignored']}</td><td>{s['pages_per_hour']}</td></tr></table>",
     ]
     if run.get("stopped"):
-        parts.append(f"<p class='failed'>The run stopped before {s.get('pending', 0)} page(s): {e(run['stopped'])}. "
-                     "Run the same command again to resume (pages done are kept).</p>")
+        parts.append(
+            f"<p class='failed'>The run stopped before {s.get('pending', 0)} page(s): {e(run['stopped'])}. "
+            "Run the same command again to resume (pages done are kept).</p>"
+        )
     failed = [r for r in results if r.status == "failed"]
     parts.append(f"<h2>Failures ({len(failed)})</h2>")
     if failed:
@@ -102,17 +106,21 @@ def write_report(out: Path, run: dict, results: list[PageResult], ignored: list[
     else:
         parts.append("<p>None.</p>")
     scored = sorted((r for r in results if r.mean_confidence is not None), key=lambda r: r.mean_confidence)
-    parts.append("<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>")
+    parts.append(
+        "<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>"
+    )
     parts += [
         f"<tr><td>{' '.join(f'<a href={chr(39)}alto/{e(p)}.xml{chr(39)}>{e(p)}</a>' for p in r.output_ids)}</td>"
         f"<td>{r.mean_confidence:.3f}</td><td>{r.lines}</td></tr>"
         for r in scored[:low]
     ]
     parts.append("</table>")
-    parts.append("<h2>Pages</h2><p class='hint'>Each page opens in the reading room beside its text: run "
-                 f"<code>htr serve {e(str(run.get('output', 'OUT')))}</code> and open this report at "
-                 "<a href='http://127.0.0.1:8080/report.html'>http://127.0.0.1:8080/report.html</a>.</p>"
-                 "<div class='grid'>")
+    parts.append(
+        "<h2>Pages</h2><p class='hint'>Each page opens in the reading room beside its text: run "
+        f"<code>htr serve {e(str(run.get('output', 'OUT')))}</code> and open this report at "
+        "<a href='http://127.0.0.1:8080/report.html'>http://127.0.0.1:8080/report.html</a>.</p>"
+        "<div class='grid'>"
+    )
     for r in results:
         if r.status in ("failed", "pending"):
             continue

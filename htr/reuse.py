@@ -50,8 +50,15 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
                 pid = f"{pid}-{hashlib.sha1(str(xml).encode()).hexdigest()[:8]}"
             seen.add(pid)
             refs.append(
-                PageRef(pid, str(page.image_path), 0, _sha256(page.image_path), 1,
-                        segmentation=str(xml), segmentation_sha256=_sha256(xml))
+                PageRef(
+                    pid,
+                    str(page.image_path),
+                    0,
+                    _sha256(page.image_path),
+                    1,
+                    segmentation=str(xml),
+                    segmentation_sha256=_sha256(xml),
+                )
             )
     return refs, ignored
 
@@ -66,7 +73,8 @@ def segmentation_of(ref: PageRef, width: int, height: int) -> PageSegmentation:
     if (gt.width, gt.height) != (width, height):
         raise InputError(
             f"segmentation is for a {gt.width}x{gt.height} image but {ref.source} is {width}x{height}",
-            path=ref.segmentation, page_id=ref.id,
+            path=ref.segmentation,
+            page_id=ref.id,
         )
     clamp = lambda pts: tuple((min(max(x, 0), width - 1), min(max(y, 0), height - 1)) for x, y in pts)  # noqa: E731
     lines = tuple(

@@ -32,8 +32,14 @@ RESUME_HINT = "run the same command again to resume: pages done are kept, the ot
 class RunRecord:
     """The run.json of one run, written as pages finish; `finish` writes it and report.html once more."""
 
-    def __init__(self, plan, settings: RunSettings, every_pages: int = 10, every_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        plan,
+        settings: RunSettings,
+        every_pages: int = 10,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.plan = plan
         self.settings = settings
         self.every_pages, self.every_s, self.clock = every_pages, every_s, clock
@@ -61,8 +67,10 @@ class RunRecord:
     def ordered(self) -> list[PageResult]:
         """Every page of the plan in collection order; "pending" for those without a result."""
         keys = self.plan.keys
-        return [self.results.get(r.id) or PageResult(r.id, r.source, r.index, r.sha256, "pending", key=keys.get(r.id, ""))
-                for r in self.plan.refs]
+        return [
+            self.results.get(r.id) or PageResult(r.id, r.source, r.index, r.sha256, "pending", key=keys.get(r.id, ""))
+            for r in self.plan.refs
+        ]
 
     def document(self, status: str, stopped: str | None = None, wall_s: float | None = None) -> dict:
         """The run.json fields besides pages and ignored files."""
@@ -84,9 +92,11 @@ class RunRecord:
         `last`: the run's final write, which may use the reserve (no page is running any more).
         """
         doc = self.document(status, stopped, wall_s)
-        self._attempt(Path(self.plan.output) / "run.json",
-                      lambda: report.write_run_json(Path(self.plan.output), doc, self.ordered(), list(self.plan.ignored)),
-                      last)
+        self._attempt(
+            Path(self.plan.output) / "run.json",
+            lambda: report.write_run_json(Path(self.plan.output), doc, self.ordered(), list(self.plan.ignored)),
+            last,
+        )
         self.last, self.unwritten = self.clock(), 0
         return doc
 
@@ -109,17 +119,24 @@ class RunRecord:
         """Files whose last write failed, one line each."""
         return list(self.unwritten_files.values())
 
-    def finish(self, status: str, stopped: str | None = None, wall_s: float | None = None,
-               fault: str | None = None) -> dict:
+    def finish(
+        self, status: str, stopped: str | None = None, wall_s: float | None = None, fault: str | None = None
+    ) -> dict:
         """Write run.json and report.html (each if it can); returns the summary, with `status`, `stopped`
         and `fault` ("disk-full" when that stopped the run)."""
         doc = self.write(status, stopped, wall_s, last=True)
-        self._attempt(Path(self.plan.output) / "report.html",
-                      lambda: report.write_report(Path(self.plan.output), doc, self.ordered(), list(self.plan.ignored)),
-                      True)
+        self._attempt(
+            Path(self.plan.output) / "report.html",
+            lambda: report.write_report(Path(self.plan.output), doc, self.ordered(), list(self.plan.ignored)),
+            True,
+        )
         self.reserve.unlink(missing_ok=True)
-        return {**doc["summary"], "status": status, **({"stopped": stopped, "fault": fault} if stopped else {}),
-                **({"unwritten": list(self.errors)} if self.errors else {})}
+        return {
+            **doc["summary"],
+            "status": status,
+            **({"stopped": stopped, "fault": fault} if stopped else {}),
+            **({"unwritten": list(self.errors)} if self.errors else {}),
+        }
 
 
 def _reserve(path: Path, size: int) -> None:

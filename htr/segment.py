@@ -110,13 +110,17 @@ def to_kraken(seg: PageSegmentation, imagename: str = ""):
     )
 
 
-def run(image: Image.Image, settings: SegmentSettings, device: str = "cpu", page_id: str | None = None) -> PageSegmentation:
+def run(
+    image: Image.Image, settings: SegmentSettings, device: str = "cpu", page_id: str | None = None
+) -> PageSegmentation:
     """Find regions, lines (baseline + polygon) and reading order on one page image."""
     from kraken.configs import SegmentationInferenceConfig
 
     model = load(settings, device)
     accelerator, devices = fabric_device(device)
-    config = SegmentationInferenceConfig(text_direction=settings.text_direction, accelerator=accelerator, device=devices)
+    config = SegmentationInferenceConfig(
+        text_direction=settings.text_direction, accelerator=accelerator, device=devices
+    )
     try:
         seg = model.predict(image, config)
     except Exception as e:

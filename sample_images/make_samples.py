@@ -68,7 +68,9 @@ def check_fonts() -> None:
     missing = [FONTS[k][1] for k in FONTS if not (FONT_ROOT / FONTS[k][0]).is_file()]
     if missing:
         raise MissingFont(
-            "missing font package(s): " + ", ".join(missing) + f"\n  install with: apt-get install -y {' '.join(missing)}"
+            "missing font package(s): "
+            + ", ".join(missing)
+            + f"\n  install with: apt-get install -y {' '.join(missing)}"
         )
 
 
@@ -429,15 +431,15 @@ def render_page(spec: PageSpec, seed: int):
                     level = int(rng.uniform(190, 255)) if rng.random() > 0.04 else int(rng.uniform(140, 190))
                     if not ch.isspace():
                         draw.text((cx, cy), ch, font=font, fill=level, anchor="ls")
-                        l, t, r, b = font.getbbox(ch, anchor="ls")
-                        xbox = [min(xbox[0], cx + l), min(xbox[1], cy + t), max(xbox[2], cx + r), max(xbox[3], cy + b)]
+                        x0, t, r, b = font.getbbox(ch, anchor="ls")
+                        xbox = [min(xbox[0], cx + x0), min(xbox[1], cy + t), max(xbox[2], cx + r), max(xbox[3], cy + b)]
                 wl = adv * len(w)
             else:
                 cy = pl.y_at(x + wl / 2) + rng.normal(0, 0.8)
                 level = int(rng.uniform(200, 255))
                 draw.text((x, cy), w, font=font, fill=level, anchor="ls", stroke_width=spec.stroke, stroke_fill=level)
-                l, t, r, b = font.getbbox(w, anchor="ls", stroke_width=spec.stroke)
-                xbox = [x + l, cy + t, x + r, cy + b]
+                x0, t, r, b = font.getbbox(w, anchor="ls", stroke_width=spec.stroke)
+                xbox = [x + x0, cy + t, x + r, cy + b]
             pl.words.append(PlacedWord(w, tuple(int(round(v)) for v in xbox)))
             x += wl + (gaps[i] if i < len(gaps) else 0)
         pl.x1 = x
@@ -545,7 +547,13 @@ def paper(spec: PageSpec, rng: np.random.Generator) -> np.ndarray:
     if spec.foxing:
         fox = np.zeros((HEIGHT, WIDTH), np.float32)
         for _ in range(spec.foxing):
-            cv2.circle(fox, (int(rng.uniform(0, WIDTH)), int(rng.uniform(0, HEIGHT))), int(rng.uniform(3, 14)), float(rng.uniform(0.3, 1.0)), -1)
+            cv2.circle(
+                fox,
+                (int(rng.uniform(0, WIDTH)), int(rng.uniform(0, HEIGHT))),
+                int(rng.uniform(3, 14)),
+                float(rng.uniform(0.3, 1.0)),
+                -1,
+            )
         fox = cv2.GaussianBlur(fox, (0, 0), 5)
         img -= fox[..., None] * np.array([18, 30, 45], dtype=np.float32)
     # aged edges
@@ -555,7 +563,7 @@ def paper(spec: PageSpec, rng: np.random.Generator) -> np.ndarray:
     if spec.fold:
         yf = HEIGHT * rng.uniform(0.47, 0.53)
         d = yy - yf - 0.01 * (xx - WIDTH / 2)
-        img -= (10 * np.exp(-(d / 6) ** 2) - 5 * np.exp(-((d - 9) / 5) ** 2))[..., None]
+        img -= (10 * np.exp(-((d / 6) ** 2)) - 5 * np.exp(-(((d - 9) / 5) ** 2)))[..., None]
     return img
 
 
@@ -597,7 +605,10 @@ def make_page(spec: PageSpec, seed: int, out_dir: Path) -> dict:
 
     img = paper(spec, rng_paper)
     if spec.ruled:
-        img = img * (1 - 0.22 * rot(rules)[..., None]) + np.array(spec.rule_colour, np.float32) * 0.22 * rot(rules)[..., None]
+        img = (
+            img * (1 - 0.22 * rot(rules)[..., None])
+            + np.array(spec.rule_colour, np.float32) * 0.22 * rot(rules)[..., None]
+        )
     if spec.red_margin:
         rr = rot(red)[..., None] * 0.35
         img = img * (1 - rr) + np.array([190, 70, 60], np.float32) * rr
@@ -673,7 +684,9 @@ def dump_json(obj: dict) -> str:
     # one point / box per line is unreadable: fold short numeric arrays
     s = re.sub(r"\[\s*(-?\d+),\s*(-?\d+)\s*\]", r"[\1, \2]", s)
     s = re.sub(r"\[\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(-?\d+)\s*\]", r"[\1, \2, \3, \4]", s)
-    s = re.sub(r"\[\s*((?:\[-?\d+, -?\d+\],?\s*)+)\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1).strip()) + "]", s)
+    s = re.sub(
+        r"\[\s*((?:\[-?\d+, -?\d+\],?\s*)+)\]", lambda m: "[" + re.sub(r",\s+", ", ", m.group(1).strip()) + "]", s
+    )
     return s + "\n"
 
 
@@ -682,12 +695,24 @@ def write_alto_gt(gt: dict, image_path: Path, xml_path: Path, seed: int) -> bool
     try:
         sys.path.insert(0, str(HERE.parent))
         from alto.writer import build_alto, write_alto  # type: ignore[import-not-found]
-        from htr.types import Line, LineText, PageImage, PageRef, PageSegmentation, PageText, ProcessingStep, Region, Word
+        from htr.types import (
+            Line,
+            LineText,
+            PageImage,
+            PageRef,
+            PageSegmentation,
+            PageText,
+            ProcessingStep,
+            Region,
+            Word,
+        )
     except ImportError as exc:
         print(f"  (no ALTO: {exc})", file=sys.stderr)
         return False
     data = image_path.read_bytes()
-    ref = PageRef(id=image_path.stem, source=f"sample_images/{image_path.name}", sha256=hashlib.sha256(data).hexdigest())
+    ref = PageRef(
+        id=image_path.stem, source=f"sample_images/{image_path.name}", sha256=hashlib.sha256(data).hexdigest()
+    )
     page = PageImage(ref=ref, path=image_path.name, width=gt["width"], height=gt["height"], dpi=None, mode="RGB")
     seg = PageSegmentation(
         width=gt["width"],

@@ -53,10 +53,21 @@ def _words(text: str, box: tuple[int, int, int, int], k0: int) -> tuple[Word, ..
 
 
 def _run(out: Path, results: list[PageResult]) -> None:
-    run = {"output": str(out), "started": "2026-01-01T00:00:00+00:00", "settings": {"load": {"pdf_dpi": 300}},
-           "models": {"recognition": {"name": "test", "sha256": "0" * 64}},
-           "summary": {"pages": len(results), "done": len(results), "skipped": 0, "failed": 0, "ignored": 0,
-                       "wall_seconds": 1.0, "pages_per_hour": 1.0}}
+    run = {
+        "output": str(out),
+        "started": "2026-01-01T00:00:00+00:00",
+        "settings": {"load": {"pdf_dpi": 300}},
+        "models": {"recognition": {"name": "test", "sha256": "0" * 64}},
+        "summary": {
+            "pages": len(results),
+            "done": len(results),
+            "skipped": 0,
+            "failed": 0,
+            "ignored": 0,
+            "wall_seconds": 1.0,
+            "pages_per_hour": 1.0,
+        },
+    }
     write_run_json(out, run, results, [])
     write_report(out, run, results, [])
 
@@ -127,8 +138,10 @@ def reading_order_lines(path: Path) -> list[etree._Element]:
 
 def alto_lines(path: Path) -> list[tuple[str, str, tuple[int, int, int, int]]]:
     """(line id, text, box) in reading order."""
-    return [(tl.get("ID"), " ".join(s.get("CONTENT") for s in tl.iter(A + "String")), box(tl))
-            for tl in reading_order_lines(path)]
+    return [
+        (tl.get("ID"), " ".join(s.get("CONTENT") for s in tl.iter(A + "String")), box(tl))
+        for tl in reading_order_lines(path)
+    ]
 
 
 def alto_strings(path: Path) -> list[etree._Element]:

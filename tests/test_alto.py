@@ -38,10 +38,14 @@ SPECIAL = "Ça coûte 5 € & <b> \"guillemets\" 'apostrophe' œuvre Æ ß"
 # --------------------------------------------------------------------------- fixtures
 
 
-def make_page(page_id: str = "0001", index: int = 0) -> tuple[PageImage, PageSegmentation, PageText, list[ProcessingStep]]:
+def make_page(
+    page_id: str = "0001", index: int = 0
+) -> tuple[PageImage, PageSegmentation, PageText, list[ProcessingStep]]:
     """Two regions, a region-less line, a line of an unknown region, words with exact boxes,
     a line without words, an empty line, a line without any text record, special characters."""
-    ref = PageRef(page_id, f"/data/in/{page_id.replace('/', '_')}.tif", index, hashlib.sha256(page_id.encode()).hexdigest())
+    ref = PageRef(
+        page_id, f"/data/in/{page_id.replace('/', '_')}.tif", index, hashlib.sha256(page_id.encode()).hexdigest()
+    )
     page = PageImage(ref, f"/tmp/work/{page_id}.png", W, H)
     r1 = Region("r1", ((100, 100), (900, 100), (900, 300), (100, 300)))
     r2 = Region("r2", ((100, 400), (900, 400), (900, 700), (100, 700)), "MainZone")
@@ -71,13 +75,34 @@ def make_page(page_id: str = "0001", index: int = 0) -> tuple[PageImage, PageSeg
             LineText("L2", "", 0.0),  # empty line
             # L3: no text record at all
             LineText("L4", SPECIAL, 0.8),  # text but no words
-            LineText("L5", "déjà vu", 0.5, (Word("déjà", (-50, 10, 300, 950), 0.5), Word("vu", (2000, 10, 2100, 20), 0.25))),
-            LineText("L6", "élève Noël", 0.7, (Word("élève", (300, 525, 450, 565), 0.6), Word("Noël", (470, 525, 600, 565), 0.75))),
+            LineText(
+                "L5", "déjà vu", 0.5, (Word("déjà", (-50, 10, 300, 950), 0.5), Word("vu", (2000, 10, 2100, 20), 0.25))
+            ),
+            LineText(
+                "L6",
+                "élève Noël",
+                0.7,
+                (Word("élève", (300, 525, 450, 565), 0.6), Word("Noël", (470, 525, 600, 565), 0.75)),
+            ),
         )
     )
     steps = [
-        ProcessingStep("preOperation", "normalise image", "htr-enrich", "0.1.0", {"dpi": 300, "alpha": True}, "2024-05-06T07:08:09Z"),
-        ProcessingStep("contentGeneration", "kraken segmentation + recognition", "kraken", "7.1.1", {"model": "m.mlmodel", "b": [1, 2]}, "2024-05-06 07:08:10"),
+        ProcessingStep(
+            "preOperation",
+            "normalise image",
+            "htr-enrich",
+            "0.1.0",
+            {"dpi": 300, "alpha": True},
+            "2024-05-06T07:08:09Z",
+        ),
+        ProcessingStep(
+            "contentGeneration",
+            "kraken segmentation + recognition",
+            "kraken",
+            "7.1.1",
+            {"model": "m.mlmodel", "b": [1, 2]},
+            "2024-05-06 07:08:10",
+        ),
         ProcessingStep("weird", "", "x", "1", {}, "not a date"),
     ]
     return page, seg, text, steps
@@ -142,7 +167,9 @@ def test_valid_against_shared_xsd_with_local_xlink(written: Path):
 @needs_shared_schemas
 def test_valid_for_a_second_validator(written: Path):
     xmlschema = pytest.importorskip("xmlschema")
-    xs = xmlschema.XMLSchema(str(SHARED_XSD), locations=[("http://www.w3.org/1999/xlink", str(SHARED_XLINK))], allow="local")
+    xs = xmlschema.XMLSchema(
+        str(SHARED_XSD), locations=[("http://www.w3.org/1999/xlink", str(SHARED_XLINK))], allow="local"
+    )
     xs.validate(str(written))
 
 
@@ -205,7 +232,12 @@ def test_processing(built):
 
 def test_page_and_printspace(built):
     page = built.getroot().find(f"{A}Layout/{A}Page")
-    assert (page.get("ID"), page.get("PHYSICAL_IMG_NR"), page.get("WIDTH"), page.get("HEIGHT")) == ("p_0001", "1", "1000", "800")
+    assert (page.get("ID"), page.get("PHYSICAL_IMG_NR"), page.get("WIDTH"), page.get("HEIGHT")) == (
+        "p_0001",
+        "1",
+        "1000",
+        "800",
+    )
     ps = page.find(A + "PrintSpace")
     assert box(ps) == (0, 0, W, H)
     page2 = build_alto(*make_page("x", index=4)).getroot().find(f"{A}Layout/{A}Page")
@@ -537,7 +569,10 @@ def test_foreign_alto_validates():
 
 def test_foreign_degenerate_line_is_a_true_positive():
     """eScriptorium exported a zero-size line (polygon collapsed to one point): positive-size, nothing else."""
-    f = ROOT.parent / "shared/gt/tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11090_L-medium.xml"
+    f = (
+        ROOT.parent
+        / "shared/gt/tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11090_L-medium.xml"
+    )
     if not f.is_file():
         pytest.skip(f"third-party ALTO missing: {f}")
     problems = validate_file(f)

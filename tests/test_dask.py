@@ -27,8 +27,10 @@ pytest.importorskip("prefect_dask", reason="prefect-dask not installed (pip inst
 pytestmark = pytest.mark.slow
 
 NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
-GT_PAGES = ["cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_001.jpg",
-            "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_002.jpg"]
+GT_PAGES = [
+    "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_001.jpg",
+    "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_002.jpg",
+]
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
@@ -63,19 +65,40 @@ def cluster(tmp_path_factory, prefect_harness):
     def start(args: list[str], name: str) -> None:
         log = open(tmp / f"{name}.log", "wb")
         logs.append(log)
-        procs.append(subprocess.Popen([DASK, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [DASK, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
 
     try:
-        start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-              "scheduler")
+        start(
+            ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+            "scheduler",
+        )
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]
         for i in range(2):
-            start(["worker", address, "--nworkers", "1", "--nthreads", "1", "--name", f"w{i}", "--no-dashboard",
-                   "--host", "127.0.0.1", "--memory-limit", "0"], f"worker{i}")
+            start(
+                [
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--name",
+                    f"w{i}",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--memory-limit",
+                    "0",
+                ],
+                f"worker{i}",
+            )
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=120)
         yield address
@@ -99,7 +122,9 @@ def _geometry(alto: Path) -> dict:
     lines = []
     for tl in doc.iterfind(".//a:TextLine", NS):
         poly = tl.find("a:Shape/a:Polygon", NS)
-        strings = [tuple(s.get(k) for k in ("CONTENT", "HPOS", "VPOS", "WIDTH", "HEIGHT")) for s in tl.iterfind("a:String", NS)]
+        strings = [
+            tuple(s.get(k) for k in ("CONTENT", "HPOS", "VPOS", "WIDTH", "HEIGHT")) for s in tl.iterfind("a:String", NS)
+        ]
         lines.append((tl.get("BASELINE"), poly.get("POINTS") if poly is not None else None, strings))
     return {"lines": lines}
 
@@ -150,8 +175,9 @@ def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     t = threading.Thread(target=killer, args=(out, victim, stop, kills), daemon=True)
     t.start()
     try:
-        summary = enrich_collection([str(src)], str(out), {"recognize": {"model": model.path}, "max_failures": 0.5},
-                                    cluster=cluster)
+        summary = enrich_collection(
+            [str(src)], str(out), {"recognize": {"model": model.path}, "max_failures": 0.5}, cluster=cluster
+        )
     finally:
         stop.set()
         t.join()

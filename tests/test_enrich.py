@@ -30,8 +30,11 @@ PAGES = [
     ("tapuscorpus/12148-btv1b10581912k", "20_21abf_default.jpg", "tapus_20_21abf_default"),
     ("lectaurep-repertoires/lectaurep-riant-4", "DAFANCH96_048MIC06480_L-0.jpg", "riant_DAFANCH96_048MIC06480_L-0"),
 ]
-FOLDERS = {"cremma-mss-19/lettre-soeur-marie": "cremma", "tapuscorpus/12148-btv1b10581912k": "tapus",
-           "lectaurep-repertoires/lectaurep-riant-4": "riant"}
+FOLDERS = {
+    "cremma-mss-19/lettre-soeur-marie": "cremma",
+    "tapuscorpus/12148-btv1b10581912k": "tapus",
+    "lectaurep-repertoires/lectaurep-riant-4": "riant",
+}
 
 
 def make_collection(root: Path) -> Path:
@@ -182,4 +185,5 @@ def test_index_finds_a_recognised_word_with_its_box_and_entities_are_tagged(enri
     assert tags, "no named entity found in three real pages"
     for t in tags:  # every entity is referenced by at least one word
         assert etree.parse(str(out / "alto" / f"{t.get('ID').split('_ne')[0][2:]}.xml")).xpath(
-            "//*[contains(concat(' ', @TAGREFS, ' '), $id)]", id=f" {t.get('ID')} ")
+            "//*[contains(concat(' ', @TAGREFS, ' '), $id)]", id=f" {t.get('ID')} "
+        )

@@ -35,15 +35,24 @@ SOEUR = "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_001.xml"
 BRONOD = "lectaurep-bronod/bronod1"
 AMP_PAGE = "lectaurep-repertoires/lectaurep-dufour-1/DAFANCH96_048MIC07646_L-1.xml"
 TILDE_PAGE = "tapuscorpus/12148-btv1b525062185/1_14b3a_default.xml"  # 22 of its 23 lines hide handwriting
-EMPTY_LINES_PAGE = "tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11111_L-medium.xml"
+EMPTY_LINES_PAGE = (
+    "tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11111_L-medium.xml"
+)
 
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def write_prediction(gt: GTPage, out: Path, *, drop: tuple[int, ...] = (), texts: dict[int, str] | None = None,
-                     page_id: str | None = None, sha: bool = True) -> Path:
+def write_prediction(
+    gt: GTPage,
+    out: Path,
+    *,
+    drop: tuple[int, ...] = (),
+    texts: dict[int, str] | None = None,
+    page_id: str | None = None,
+    sha: bool = True,
+) -> Path:
     """ALTO written by our writer from the GT's own lines (optionally some dropped / retyped), as `htr enrich` would."""
     texts = texts or {}
     kept = [(k, ln) for k, ln in enumerate(gt.lines) if k not in drop]
@@ -190,7 +199,13 @@ def test_pred_two_lines_removed_one_altered(gt_dir, tmp_path):
     assert o.cer == pytest.approx(o.char_edits / o.chars)  # micro-average
     assert o.word_edits == 2 + sum(len(ln.text.split()) for ln in removed)
     assert o.words == sum(len(ln.text.split()) for ln in gt.lines)
-    assert (o.pred_lines, o.matched_lines, o.detected_lines, o.missed_lines, o.extra_lines) == (n - 2, n - 2, n - 2, 2, 0)
+    assert (o.pred_lines, o.matched_lines, o.detected_lines, o.missed_lines, o.extra_lines) == (
+        n - 2,
+        n - 2,
+        n - 2,
+        2,
+        0,
+    )
     assert o.line_recall == pytest.approx((n - 2) / n)
     assert o.line_precision == 1.0
     assert dict(res.confusions) == {f"{t0[0]}→Z": 1, "∅→!": 1}
@@ -207,9 +222,15 @@ def test_pred_extra_line_counts_insertions(tmp_path, gt_dir):
     lines = list(gt.lines)
     if any(min(x for x, _ in ln.polygon) < 60 and min(y for _, y in ln.polygon) < 35 for ln in lines):
         pytest.skip("a GT line overlaps the synthetic corner line")
-    seg = PageSegmentation(gt.width, gt.height, lines=tuple(Line(f"l{k}", ln.baseline, ln.polygon) for k, ln in enumerate(lines))
-                           + (Line("x", ((5, 30), (60, 30)), ((5, 5), (60, 5), (60, 35), (5, 35))),))
-    text = PageText(tuple(LineText(f"l{k}", ln.text, 1.0) for k, ln in enumerate(lines)) + (LineText("x", "abc de", 1.0),))
+    seg = PageSegmentation(
+        gt.width,
+        gt.height,
+        lines=tuple(Line(f"l{k}", ln.baseline, ln.polygon) for k, ln in enumerate(lines))
+        + (Line("x", ((5, 30), (60, 30)), ((5, 5), (60, 5), (60, 35), (5, 35))),),
+    )
+    text = PageText(
+        tuple(LineText(f"l{k}", ln.text, 1.0) for k, ln in enumerate(lines)) + (LineText("x", "abc de", 1.0),)
+    )
     page = PageImage(PageRef("p", str(gt.image_path)), str(gt.image_path), gt.width, gt.height)
     write_alto(tmp_path / "alto" / "p.xml", build_alto(page, seg, text))
     o = evaluate_predictions([gt_dir / SOEUR], tmp_path).overall
@@ -284,7 +305,10 @@ def test_bronod_image_one_folder_up_and_alto_preferred(gt_dir):
 def test_placeholder_lines_excluded_and_counted(gt_dir, tmp_path):
     root = etree.parse(str(gt_dir / TILDE_PAGE)).getroot()
     ns = {"a": root.nsmap[None]}
-    contents = [" ".join(s.get("CONTENT", "") for s in tl.iterfind(".//a:String", ns)) for tl in root.iterfind(".//a:TextLine", ns)]
+    contents = [
+        " ".join(s.get("CONTENT", "") for s in tl.iterfind(".//a:String", ns))
+        for tl in root.iterfind(".//a:TextLine", ns)
+    ]
     n_tilde = sum("~~~" in c for c in contents)
     assert 0 < n_tilde < len(contents)
     gt = read_gt(gt_dir / TILDE_PAGE)
@@ -313,7 +337,9 @@ def test_unreadable_gt_named_rest_evaluated(gt_dir, tmp_path):
     gtroot.mkdir()
     shutil.copy(gt_dir / SOEUR, gtroot / "good.xml")
     shutil.copy(read_gt(gt_dir / SOEUR).image_path, gtroot)
-    (gtroot / "broken.xml").write_text("<alto xmlns='http://www.loc.gov/standards/alto/ns-v4#'><Layout>", encoding="utf-8")
+    (gtroot / "broken.xml").write_text(
+        "<alto xmlns='http://www.loc.gov/standards/alto/ns-v4#'><Layout>", encoding="utf-8"
+    )
     no_image = (gt_dir / SOEUR).read_text(encoding="utf-8").replace("01R_P1S3SS2P118_001.jpg", "missing.jpg")
     (gtroot / "noimage.xml").write_text(no_image, encoding="utf-8")
     write_prediction(read_gt(gtroot / "good.xml"), tmp_path / "out")
@@ -344,7 +370,10 @@ def test_html_report(gt_dir, tmp_path):
 
 def test_html_crop_downscaled_to_1200(gt_dir, tmp_path):
     gt = read_gt(gt_dir / BRONOD / "alto" / "0010.xml")
-    wide = max(range(len(gt.lines)), key=lambda k: max(x for x, _ in gt.lines[k].polygon) - min(x for x, _ in gt.lines[k].polygon))
+    wide = max(
+        range(len(gt.lines)),
+        key=lambda k: max(x for x, _ in gt.lines[k].polygon) - min(x for x, _ in gt.lines[k].polygon),
+    )
     assert max(x for x, _ in gt.lines[wide].polygon) - min(x for x, _ in gt.lines[wide].polygon) > 1200
     write_prediction(gt, tmp_path, texts={wide: "?"})
     res = evaluate_predictions([gt.xml_path], tmp_path)
@@ -364,10 +393,25 @@ def test_cli_pred_json_html(gt_dir, tmp_path, capsys):
     gt = read_gt(gt_dir / SOEUR)
     write_prediction(gt, tmp_path / "out", texts={1: gt.lines[1].text.upper()})
     js, ht = tmp_path / "e.json", tmp_path / "e.html"
-    rc = _cli([str(gt_dir / SOEUR), "--pred", str(tmp_path / "out"), "--json", str(js), "--html", str(ht), "--ignore-case", "-q"])
+    rc = _cli(
+        [
+            str(gt_dir / SOEUR),
+            "--pred",
+            str(tmp_path / "out"),
+            "--json",
+            str(js),
+            "--html",
+            str(ht),
+            "--ignore-case",
+            "-q",
+        ]
+    )
     assert rc == 0
     d = json.loads(js.read_text(encoding="utf-8"))
-    assert d["settings"]["normalization"]["ignore_case"] is True and d["settings"]["normalization"]["strip_punctuation"] is False
+    assert (
+        d["settings"]["normalization"]["ignore_case"] is True
+        and d["settings"]["normalization"]["strip_punctuation"] is False
+    )
     assert d["overall"]["cer"] == 0.0 and d["overall"]["line_recall"] == 1.0  # case ignored
     assert set(d) >= {"pages", "documents", "datasets", "overall", "confusions", "settings", "model"}
     assert d["pages"][0]["key"] == "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_001"
@@ -402,8 +446,10 @@ def test_evaluate_model_on_one_real_page(gt_dir):
     try:
         model = resolve("default")
     except ModelError as e:
-        pytest.skip(f"no `default` recognition model in {models_dir()}/manifest.json yet ({e}); "
-                    "set HTR_MODELS_DIR to a folder holding one")
+        pytest.skip(
+            f"no `default` recognition model in {models_dir()}/manifest.json yet ({e}); "
+            "set HTR_MODELS_DIR to a folder holding one"
+        )
     gt = read_gt(gt_dir / SOEUR)
     res = evaluate_model([gt], model, RecognizeSettings())
     assert res.mode == "model" and res.errors == ()

@@ -56,10 +56,12 @@ def seg_alto(image: str, width: int, height: int, lines) -> str:
         f'<String CONTENT=""/></TextLine>'
         for lid, base, poly in lines
     )
-    return (f'<?xml version="1.0" encoding="UTF-8"?><alto xmlns="{ALTO_NS}"><Description>'
-            f"<MeasurementUnit>pixel</MeasurementUnit><sourceImageInformation><fileName>{image}</fileName>"
-            f'</sourceImageInformation></Description><Layout><Page ID="pg" WIDTH="{width}" HEIGHT="{height}" '
-            f'PHYSICAL_IMG_NR="1"><PrintSpace><TextBlock ID="b1">{body}</TextBlock></PrintSpace></Page></Layout></alto>')
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><alto xmlns="{ALTO_NS}"><Description>'
+        f"<MeasurementUnit>pixel</MeasurementUnit><sourceImageInformation><fileName>{image}</fileName>"
+        f'</sourceImageInformation></Description><Layout><Page ID="pg" WIDTH="{width}" HEIGHT="{height}" '
+        f'PHYSICAL_IMG_NR="1"><PrintSpace><TextBlock ID="b1">{body}</TextBlock></PrintSpace></Page></Layout></alto>'
+    )
 
 
 def make_pages(folder: Path, n: int) -> list[str]:
@@ -83,7 +85,8 @@ def make_pages(folder: Path, n: int) -> list[str]:
         band.save(folder / f"{pid}.png")
         shift = lambda pts: [(x - x0, y - y0) for x, y in pts]  # noqa: E731
         (folder / f"{pid}.xml").write_text(
-            seg_alto(f"{pid}.png", band.width, band.height, [(f"{pid}_l1", shift(ln.baseline), shift(ln.polygon))]))
+            seg_alto(f"{pid}.png", band.width, band.height, [(f"{pid}_l1", shift(ln.baseline), shift(ln.polygon))])
+        )
         ids.append(pid)
     return ids
 
@@ -93,14 +96,19 @@ def add_hostile_xml(folder: Path) -> dict[str, str]:
     good = (folder / "p000.xml").read_text() if (folder / "p000.xml").exists() else seg_alto("x.png", 10, 10, [])
     body = re.sub(r"^<\?xml[^>]*\?>", "", good)
     files = {
-        "xxe.xml": ('<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-                    + body.replace("<fileName>", "<fileName>&x;")),
-        "laughs.xml": ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-                       + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">'
-                                 for i in range(1, 10))
-                       + f']><alto xmlns="{ALTO_NS}">&lol9;</alto>'),
-        "internal.xml": ('<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY e "page.png">]>'
-                         + body.replace("<fileName>", "<fileName>&e;")),
+        "xxe.xml": (
+            '<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            + body.replace("<fileName>", "<fileName>&x;")
+        ),
+        "laughs.xml": (
+            '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10))
+            + f']><alto xmlns="{ALTO_NS}">&lol9;</alto>'
+        ),
+        "internal.xml": (
+            '<?xml version="1.0"?><!DOCTYPE alto [<!ENTITY e "page.png">]>'
+            + body.replace("<fileName>", "<fileName>&e;")
+        ),
         "truncated.xml": good[: len(good) // 2],
         "deep.xml": f'<alto xmlns="{ALTO_NS}">' + "<x>" * 300 + "</x>" * 300 + "</alto>",
     }
@@ -118,8 +126,22 @@ def cli_env(tmp: Path, api_url: str | None) -> dict[str, str]:
 
 
 def enrich_cmd(src: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "enrich", str(src), "-o", str(out), "--segmentation-from", "alto",
-            "--workers", "1", "--no-entities", "-q", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "cli",
+        "enrich",
+        str(src),
+        "-o",
+        str(out),
+        "--segmentation-from",
+        "alto",
+        "--workers",
+        "1",
+        "--no-entities",
+        "-q",
+        *extra,
+    ]
 
 
 def strip_volatile(xml: bytes) -> bytes:
@@ -186,8 +208,9 @@ def reference(src, api_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference")
     out = tmp / "out"
     env = cli_env(tmp, api_url)
-    a = subprocess.Popen(enrich_cmd(src, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    a = subprocess.Popen(
+        enrich_cmd(src, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lock = out / ".state" / "run.lock"
     wait_for(lambda: lock.is_file() and lock.read_text().strip(), 120, "run A to take the lock")
     t = time.monotonic()
@@ -235,10 +258,17 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
 
     out = tmp_path / "out"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom htr import runlock\n"
-                               "with runlock.exclusive(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)",
-         str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom htr import runlock\n"
+            "with runlock.exclusive(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked) as err, runlock.exclusive(out):
@@ -278,8 +308,13 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 def test_sigkill_of_the_command_leaves_no_process_and_resumes_to_identical_outputs(src, reference, api_url, tmp_path):
     out = tmp_path / "out"
     # its own Prefect server (no PREFECT_API_URL): the server must die with the command too
-    main = subprocess.Popen(enrich_cmd(src, out), cwd=ROOT, env=cli_env(tmp_path, None),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = subprocess.Popen(
+        enrich_cmd(src, out),
+        cwd=ROOT,
+        env=cli_env(tmp_path, None),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc = psutil.Process(main.pid)
 
     def where_it_stood():
@@ -304,8 +339,9 @@ def test_sigkill_of_the_command_leaves_no_process_and_resumes_to_identical_outpu
     statuses = [p["status"] for p in doc["pages"]]
     assert doc["status"] == "running" and "done" in statuses and "pending" in statuses, statuses
 
-    again = subprocess.run(enrich_cmd(src, out), cwd=ROOT, env=cli_env(tmp_path, api_url), capture_output=True,
-                           text=True, timeout=600)
+    again = subprocess.run(
+        enrich_cmd(src, out), cwd=ROOT, env=cli_env(tmp_path, api_url), capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stderr
     assert "ended without releasing it: taken over" in again.stderr  # the killed run's lock
     assert_same_outputs(out, reference["out"])
@@ -326,8 +362,11 @@ def tmpfs(tmp_path):
     def mount(name: str, size: str, *opts: str) -> Path:
         where = tmp_path / name
         where.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *opts]), "tmpfs", str(where)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *opts]), "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here to fill a disk (needs root / CAP_SYS_ADMIN): {r.stderr.strip()}")
         mounted.append(where)
@@ -365,8 +404,9 @@ def test_disk_filling_up_mid_run_stops_cleanly_records_and_resumes(src, referenc
     disk = tmpfs("disk", "24m")
     out = disk / "out"
     env = cli_env(tmp_path, api_url)
-    proc = subprocess.Popen(enrich_cmd(src, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        enrich_cmd(src, out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     filler: list[Path] = []
 
     def fill_after_first_page():
@@ -399,8 +439,14 @@ def test_disk_filling_up_mid_run_stops_cleanly_records_and_resumes(src, referenc
 
 def test_disk_already_full_is_one_line_before_anything_starts(src, tmp_path, tmpfs):
     disk = tmpfs("full", "4m")
-    r = subprocess.run(enrich_cmd(src, disk / "out"), cwd=ROOT, env=cli_env(tmp_path, None), capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        enrich_cmd(src, disk / "out"),
+        cwd=ROOT,
+        env=cli_env(tmp_path, None),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     line = one_line_error(r.stderr)
     assert "free on the output's disk" in line and str(disk / "out") in line, line
@@ -440,7 +486,7 @@ def test_failed_check_is_one_line_exit_2_before_prefect(case, src, tmp_path, tmp
     cmd = enrich_cmd(src, out, *args)
     if "-o" in args:  # the case's own output folder replaces the default one
         i = cmd.index("-o")
-        del cmd[i:i + 2]
+        del cmd[i : i + 2]
     t = time.monotonic()
     r = subprocess.run(cmd, cwd=ROOT, env=cli_env(tmp_path, None), capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - t
@@ -532,7 +578,8 @@ def test_index_refuses_hostile_alto_and_indexes_the_rest(tmp_path, monkeypatch):
     add_hostile_xml(out / "alto")
     (out / "alto" / "p000.xml").unlink()
     (out / "alto" / "huge.xml").write_bytes(
-        good.read_bytes().replace(b'CONTENT="', b'CONTENT="' + b"z" * (2 * 2**20), 1))
+        good.read_bytes().replace(b'CONTENT="', b'CONTENT="' + b"z" * (2 * 2**20), 1)
+    )
     monkeypatch.setenv("HTR_XML_MAX_MB", "1")
     for build in (rebuild, sync):
         index_path(out).unlink(missing_ok=True)
@@ -601,9 +648,11 @@ def test_normalised_image_is_removed_whatever_the_page_fate_with_a_relative_outp
     monkeypatch.setattr(pipeline.segment, "run", lambda im, *a, **k: PageSegmentation(im.width, im.height))
     settings = RunSettings(entities=False)
 
-    fates = {"done": lambda *a, **k: PageText(()),
-             "failed": lambda *a, **k: (_ for _ in ()).throw(RecognitionError("boom", page_id=ref.id)),
-             "crashed": lambda *a, **k: (_ for _ in ()).throw(ValueError("unexpected"))}
+    fates = {
+        "done": lambda *a, **k: PageText(()),
+        "failed": lambda *a, **k: (_ for _ in ()).throw(RecognitionError("boom", page_id=ref.id)),
+        "crashed": lambda *a, **k: (_ for _ in ()).throw(ValueError("unexpected")),
+    }
     for fate, fn in fates.items():
         monkeypatch.setattr(recognize, "run", fn)
         seen = []
@@ -630,9 +679,11 @@ def test_start_of_run_sweep_matches_every_temp_name_the_project_makes(tmp_path, 
 
     monkeypatch.setattr(os, "replace", killed)
     monkeypatch.setattr(os, "unlink", lambda *a, **k: None)  # a killed process cleans nothing up
-    for write in (lambda: atomic.write_text(out / "alto" / "p.xml", "<alto/>"),
-                  lambda: images._save_png_atomic(Image.new("L", (8, 8)), out / ".work" / "p.png", None),
-                  lambda: atomic.write_text(out / ".state" / "p.json", "{}")):
+    for write in (
+        lambda: atomic.write_text(out / "alto" / "p.xml", "<alto/>"),
+        lambda: images._save_png_atomic(Image.new("L", (8, 8)), out / ".work" / "p.png", None),
+        lambda: atomic.write_text(out / ".state" / "p.json", "{}"),
+    ):
         with pytest.raises(Killed):
             write()
     monkeypatch.undo()
@@ -663,8 +714,9 @@ def test_flow_stops_early_and_ends_failed_past_max_failures(tmp_path, prefect_ha
     n = EARLY_STOP_MIN_PAGES + 20
     _broken_pages(tmp_path / "src", n)
     out = tmp_path / "out"
-    state = enrich_collection([str(tmp_path / "src")], str(out), {"workers": 1, "max_failures": 0.1, "entities": False},
-                              return_state=True)
+    state = enrich_collection(
+        [str(tmp_path / "src")], str(out), {"workers": 1, "max_failures": 0.1, "entities": False}, return_state=True
+    )
     assert state.is_failed()
     err = state.result(raise_on_failure=False)
     assert isinstance(err, RunFailed) and "more than --max-failures" in err.message
@@ -681,8 +733,12 @@ def test_small_flow_runs_to_its_end_then_ends_failed_like_the_command(tmp_path, 
     from flows.enrich import enrich_collection
 
     _broken_pages(tmp_path / "src", 3)
-    state = enrich_collection([str(tmp_path / "src")], str(tmp_path / "out"),
-                              {"workers": 1, "max_failures": 0.5, "entities": False}, return_state=True)
+    state = enrich_collection(
+        [str(tmp_path / "src")],
+        str(tmp_path / "out"),
+        {"workers": 1, "max_failures": 0.5, "entities": False},
+        return_state=True,
+    )
     assert state.is_failed() and "above max_failures 50.0%" in state.message, state.message
     s = state.result(raise_on_failure=False).summary
     assert (s["status"], s["failed"], s["pending"]) == ("failed", 3, 0)

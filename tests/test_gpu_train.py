@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -22,11 +21,29 @@ def test_gpu_training_script_dry_run_on_cpu(gt_dir, tmp_path):
     ppocr_import.import_onnx("tiny", base, "latin")
     bundle = tmp_path / "bundle"
     pack = subprocess.run(
-        [sys.executable, str(ROOT / "deploy/gpu-train/pack.py"), str(need(gt_dir / "lectaurep-bronod", "bronod")),
-         str(gt_dir / "cremma-mss-19/lettre-soeur-marie"), "-o", str(bundle), "--base", str(base),
-         "--val-docs", "lettre-soeur-marie", "--max-lines", "48", "--batch-size", "4",
-         "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
-         "--work", str(tmp_path / "lines")], capture_output=True, text=True)
+        [
+            sys.executable,
+            str(ROOT / "deploy/gpu-train/pack.py"),
+            str(need(gt_dir / "lectaurep-bronod", "bronod")),
+            str(gt_dir / "cremma-mss-19/lettre-soeur-marie"),
+            "-o",
+            str(bundle),
+            "--base",
+            str(base),
+            "--val-docs",
+            "lettre-soeur-marie",
+            "--max-lines",
+            "48",
+            "--batch-size",
+            "4",
+            "--python-version",
+            f"{sys.version_info.major}.{sys.version_info.minor}",
+            "--work",
+            str(tmp_path / "lines"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if pack.returncode and "pip" in pack.stderr and ("download" in pack.stderr or "No matching" in pack.stderr):
         pytest.skip(f"cannot download the kraken/safetensors wheels here: {pack.stderr.strip().splitlines()[-1]}")
     assert pack.returncode == 0, pack.stderr
@@ -37,8 +54,13 @@ def test_gpu_training_script_dry_run_on_cpu(gt_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "TRAIN_GPU_ARGS": "--max-steps 6 --batch-size 4"}
     t0 = time.monotonic()
-    run = subprocess.run(["bash", str(ROOT / "deploy/gpu-train/train_gpu.sh"), str(bundle), str(out), "1.5", "cuda"],
-                         capture_output=True, text=True, env=env, timeout=900)
+    run = subprocess.run(
+        ["bash", str(ROOT / "deploy/gpu-train/train_gpu.sh"), str(bundle), str(out), "1.5", "cuda"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     wall = time.monotonic() - t0
     assert run.returncode == 0, run.stdout + run.stderr
     log = (out / "train.log").read_text()

@@ -71,12 +71,16 @@ def dump(path: Path) -> dict[str, list]:
         q = lambda sql: sorted(con.execute(sql).fetchall())  # noqa: E731
         return {
             "pages": q("SELECT page_id, sha256, size, width, height, n_lines, n_words FROM pages"),
-            "lines": q("SELECT p.page_id, l.line_no, l.line_id, l.text, l.hpos, l.vpos, l.width, l.height"
-                       " FROM lines l JOIN pages p ON p.doc = l.doc"),
+            "lines": q(
+                "SELECT p.page_id, l.line_no, l.line_id, l.text, l.hpos, l.vpos, l.width, l.height"
+                " FROM lines l JOIN pages p ON p.doc = l.doc"
+            ),
             "words": q("SELECT page_id, line_id, pos, content, full, hpos, vpos, width, height FROM word_rows"),
             "fts": q("SELECT p.page_id, f.body, f.extra FROM fts f JOIN pages p ON p.doc = f.rowid"),
-            "entities": q("SELECT p.page_id, e.n, e.type, e.surface, e.normalised, e.line_id, e.boxes"
-                          " FROM entities e JOIN pages p ON p.doc = e.doc"),
+            "entities": q(
+                "SELECT p.page_id, e.n, e.type, e.surface, e.normalised, e.line_id, e.boxes"
+                " FROM entities e JOIN pages p ON p.doc = e.doc"
+            ),
         }
     finally:
         con.close()
@@ -148,7 +152,8 @@ def test_alto_hyp_subs_content(tmp_path: Path):
     """Third-party ALTO with HypPart1/HypPart2 + SUBS_CONTENT and a HYP element."""
     out = tmp_path / "out"
     (out / "alto").mkdir(parents=True)
-    (out / "alto" / "hyp.xml").write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+    (out / "alto" / "hyp.xml").write_text(
+        f"""<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="{ALTO_NS}"><Layout><Page ID="pg" WIDTH="1000" HEIGHT="1000"><PrintSpace>
 <TextBlock ID="b1">
  <TextLine ID="tl1" HPOS="10" VPOS="10" WIDTH="500" HEIGHT="30">
@@ -160,7 +165,9 @@ def test_alto_hyp_subs_content(tmp_path: Path):
   <String CONTENT="sance" SUBS_TYPE="HypPart2" SUBS_CONTENT="reconnaissance" HPOS="10" VPOS="50" WIDTH="100" HEIGHT="30"/><SP/>
   <String CONTENT="vive" HPOS="120" VPOS="50" WIDTH="80" HEIGHT="30"/>
  </TextLine>
-</TextBlock></PrintSpace></Page></Layout></alto>""", encoding="utf-8")
+</TextBlock></PrintSpace></Page></Layout></alto>""",
+        encoding="utf-8",
+    )
     rebuild(out)
     with Index.open(index_path(out), readonly=True) as idx:
         hits = idx.search("reconnaissance")
@@ -171,12 +178,15 @@ def test_alto_hyp_subs_content(tmp_path: Path):
 def test_reading_order_follows_alto_reading_order(tmp_path: Path):
     out = tmp_path / "out"
     (out / "alto").mkdir(parents=True)
-    (out / "alto" / "ro.xml").write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+    (out / "alto" / "ro.xml").write_text(
+        f"""<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="{ALTO_NS}"><ReadingOrder><OrderedGroup ID="g"><ElementRef ID="r1" REF="b2"/><ElementRef ID="r2" REF="b1"/>
 </OrderedGroup></ReadingOrder><Layout><Page ID="pg" WIDTH="1000" HEIGHT="1000"><PrintSpace>
 <TextBlock ID="b1"><TextLine ID="second"><String CONTENT="monde" HPOS="1" VPOS="1" WIDTH="5" HEIGHT="5"/></TextLine></TextBlock>
 <TextBlock ID="b2"><TextLine ID="first"><String CONTENT="bonjour" HPOS="1" VPOS="9" WIDTH="5" HEIGHT="5"/></TextLine></TextBlock>
-</PrintSpace></Page></Layout></alto>""", encoding="utf-8")
+</PrintSpace></Page></Layout></alto>""",
+        encoding="utf-8",
+    )
     rebuild(out)
     with Index.open(index_path(out), readonly=True) as idx:
         assert [h.line_id for h in idx.search('"bonjour monde"')] == ["first"]
@@ -190,7 +200,7 @@ def test_reading_order_follows_alto_reading_order(tmp_path: Path):
     "query, says",
     [
         ('"unclosed', "unclosed quote"),
-        ("etat \"le 12", "unclosed quote"),
+        ('etat "le 12', "unclosed quote"),
         ("AND", "AND needs"),
         ("etat AND", "AND needs"),
         ("OR paris", "OR needs"),
@@ -399,5 +409,6 @@ def test_search_in_small_rank_windows_finds_the_same_hits(idx: Index, monkeypatc
     small = idx.search("notai* OR etat", limit=50)
     assert sorted((h.page_id, h.line_id) for h in small) == sorted(full)
     assert [h.rank for h in small] == [1, 2, 3, 4, 5]
-    assert [(h.page_id, h.line_id) for h in idx.search("notai* OR etat", limit=2, offset=3)] == \
-        [(h.page_id, h.line_id) for h in small[3:5]]
+    assert [(h.page_id, h.line_id) for h in idx.search("notai* OR etat", limit=2, offset=3)] == [
+        (h.page_id, h.line_id) for h in small[3:5]
+    ]

@@ -292,8 +292,10 @@ def test_pipeline_style_entities_round_trip_through_alto_into_the_index(tmp_path
         assert date_row["surface"] == "3 germinal an XII" and date_row["line_id"] == "p_p1_l2"
         # boxes are those of the Strings the entity covers
         strings = {s.get("CONTENT"): s for s in etree.parse(str(path)).getroot().iter(A + "String")}
-        want = [["p_p1_l2", *(int(strings[w].get(a)) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))]
-                for w in ("3", "germinal", "an", "XII,")]
+        want = [
+            ["p_p1_l2", *(int(strings[w].get(a)) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))]
+            for w in ("3", "germinal", "an", "XII,")
+        ]
         assert date_row["boxes"] == want
         entries = {(e.type, e.normalised): e for e in idx.entities()}
         assert entries[("DATE", "1804-03-24")].pages == ("p1",)
@@ -304,8 +306,12 @@ def test_index_of_names_counts_and_pages(tmp_path: Path):
     paris = Entity("LOC", "Paris", "Paris", (("L1", 0, 5),))
     write_sample_alto(out, "a", ["Paris et Lyon"], [paris, Entity("LOC", "Lyon", "Lyon", (("L1", 9, 13),))])
     write_sample_alto(out, "b", ["Paris encore"], [paris])
-    write_sample_alto(out, "c", ["Jean à Paris"], [Entity("PER", "Jean", "Jean", (("L1", 0, 4),)),
-                                                   Entity("LOC", "Paris", "Paris", (("L1", 7, 12),))])
+    write_sample_alto(
+        out,
+        "c",
+        ["Jean à Paris"],
+        [Entity("PER", "Jean", "Jean", (("L1", 0, 4),)), Entity("LOC", "Paris", "Paris", (("L1", 7, 12),))],
+    )
     rebuild(out)
     with Index.open(index_path(out), readonly=True) as idx:
         locs = idx.entities("LOC")

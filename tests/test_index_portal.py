@@ -30,8 +30,15 @@ P2 = ["Les notaires de Paris", "notaire royal"]
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Path:
     o = tmp_path_factory.mktemp("portal") / "out"
-    write_sample_alto(o, "p1", P1, [Entity("LOC", "Paris", "Paris", (("L2", 18, 23),)),
-                                    Entity("DATE", "12 mars 1850", "1850-03-12", (("L2", 3, 15),))])
+    write_sample_alto(
+        o,
+        "p1",
+        P1,
+        [
+            Entity("LOC", "Paris", "Paris", (("L2", 18, 23),)),
+            Entity("DATE", "12 mars 1850", "1850-03-12", (("L2", 3, 15),)),
+        ],
+    )
     write_sample_alto(o, "p 2", P2, [Entity("LOC", "Paris", "Paris", (("L1", 16, 21),))])  # an id with a space
     rebuild(o)
     return o
@@ -51,8 +58,13 @@ def test_register_adds_the_subcommands():
     ap = argparse.ArgumentParser(prog="htr")
     sub = ap.add_subparsers(dest="command", required=True)
     register(sub)
-    for argv in (["index", "o"], ["search", "o", "q"], ["entities", "o"], ["export", "solr", "o", "-o", "d"],
-                 ["serve", "o"]):
+    for argv in (
+        ["index", "o"],
+        ["search", "o", "q"],
+        ["entities", "o"],
+        ["export", "solr", "o", "-o", "d"],
+        ["serve", "o"],
+    ):
         args = ap.parse_args(argv)
         assert args.command == argv[0] and callable(args.func)
 
@@ -93,7 +105,8 @@ def test_cli_entities(out: Path, capsys):
     assert any(line.startswith("DATE") and "1850-03-12" in line for line in text)
     assert main(["entities", str(out), "--type", "DATE", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"type": "DATE", "normalised": "1850-03-12", "count": 1, "pages": ["p1"], "surfaces": ["12 mars 1850"]}]
+        {"type": "DATE", "normalised": "1850-03-12", "count": 1, "pages": ["p1"], "surfaces": ["12 mars 1850"]}
+    ]
     assert main(["entities", str(out), "--type", "ORG"]) == 0
     assert "no entities of type ORG" in capsys.readouterr().out
 
@@ -109,7 +122,10 @@ def test_solr_export(out: Path, tmp_path: Path, capsys):
     assert sorted(d["id"] for d in docs) == ["p 2", "p1"]
     assert len({d["id"] for d in docs}) == len(docs)
     for d in docs:
-        assert Path(d["ocr_text"]).is_absolute() and Path(d["ocr_text"]).resolve() == (out / "alto" / f"{d['id']}.xml").resolve()
+        assert (
+            Path(d["ocr_text"]).is_absolute()
+            and Path(d["ocr_text"]).resolve() == (out / "alto" / f"{d['id']}.xml").resolve()
+        )
     p1 = next(d for d in docs if d["id"] == "p1")
     assert p1["entities_loc"] == ["Paris"] and p1["entities_date"] == ["1850-03-12"]
     schema = etree.fromstring(f"<schema>{(dest / 'schema-snippet.xml').read_text(encoding='utf-8')}</schema>")
@@ -178,7 +194,12 @@ def test_iiif_hit_target_is_the_word_box_in_the_alto(server, out: Path):
     (match,) = match_page["items"]
     assert match["motivation"] == "highlighting" and match["target"]["source"] == anno["id"]
     sel = match["target"]["selector"][0]
-    assert (sel["type"], sel["prefix"], sel["exact"], sel["suffix"]) == ("TextQuoteSelector", "", "État", " de la France")
+    assert (sel["type"], sel["prefix"], sel["exact"], sel["suffix"]) == (
+        "TextQuoteSelector",
+        "",
+        "État",
+        " de la France",
+    )
 
 
 def test_iiif_page_id_is_escaped_in_canvas_uri(server):

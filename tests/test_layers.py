@@ -179,9 +179,14 @@ def _private_uses() -> set[tuple[str, str, str]]:
                     if f"{node.module}.{a.name}" in MODULES:
                         aliases[a.asname or a.name] = f"{node.module}.{a.name}"
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")
-                    and aliases[node.value.id] != name):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and aliases[node.value.id] != name
+            ):
                 uses.add((name, f"{aliases[node.value.id]}.{node.attr}", f"{path.relative_to(ROOT)}:{node.lineno}"))
     return uses
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from PIL import Image
+from portal_sample import SYN_SIZE, A, alto_lines, alto_strings, box, page_size, reading_order_lines
 
 from htr.index.cli import main
 from htr.portal.documents import collect
 from htr.portal.validate import iiif_problems, mets_problems
-from portal_sample import SYN_SIZE, A, alto_lines, alto_strings, box, page_size, reading_order_lines
 
 BASE = "https://portal.example.org/coll"
 ALTO_PROFILE = "http://www.loc.gov/standards/alto/v4/alto-4-4.xsd"
@@ -122,18 +122,24 @@ def test_iiif_line_and_word_annotations_are_the_alto_text_and_boxes(iiif_syn: Pa
         pid = c["id"].rsplit("/", 1)[1]
         alto = iiif_syn / "alto" / f"{pid}.xml"
         lines_page, words_ref = c["annotations"]
-        assert json.loads((iiif_syn / "iiif" / "registre" / "lines" / f"{pid}.json").read_text()) == \
-            {"@context": m["@context"], **lines_page}
+        assert json.loads((iiif_syn / "iiif" / "registre" / "lines" / f"{pid}.json").read_text()) == {
+            "@context": m["@context"],
+            **lines_page,
+        }
         got = [(a["body"]["value"], a["target"]) for a in lines_page["items"]]
         assert got == [(text, f"{c['id']}#xywh={','.join(map(str, b))}") for _, text, b in alto_lines(alto)]
         assert {a["motivation"] for a in lines_page["items"]} == {"supplementing"}
         assert {a["body"]["type"] for a in lines_page["items"]} == {"TextualBody"}
-        assert words_ref == {"id": f"{BASE}/iiif/registre/words/{pid}.json", "type": "AnnotationPage",
-                             "label": {"none": [f"{pid}: words"]}}
+        assert words_ref == {
+            "id": f"{BASE}/iiif/registre/words/{pid}.json",
+            "type": "AnnotationPage",
+            "label": {"none": [f"{pid}: words"]},
+        }
         words = json.loads((iiif_syn / "iiif" / "registre" / "words" / f"{pid}.json").read_text())
         strings = [s for tl in reading_order_lines(alto) for s in tl.iter(A + "String")]
-        assert [(a["body"]["value"], a["target"]) for a in words["items"]] == \
-            [(s.get("CONTENT"), f"{c['id']}#xywh={','.join(map(str, box(s)))}") for s in strings]
+        assert [(a["body"]["value"], a["target"]) for a in words["items"]] == [
+            (s.get("CONTENT"), f"{c['id']}#xywh={','.join(map(str, box(s)))}") for s in strings
+        ]
 
 
 def test_iiif_tiff_pages_are_drawn_from_their_own_page(iiif_syn: Path):
@@ -262,8 +268,11 @@ def test_page_export_keeps_reading_order_text_boxes_and_confidence(portal_gt_out
     assert (portal_gt_out / "page" / page.get("imageFilename")).resolve().name == "13_3536f_default.jpg"
     regions = {r.get("id"): r for r in page.iter(f"{PAGE}TextRegion")}
     order = [r.get("regionRef") for r in page.iter(f"{PAGE}RegionRefIndexed")]
-    got = [(tl.get("id"), tl.find(f"{PAGE}TextEquiv/{PAGE}Unicode").text)
-           for rid in order for tl in regions[rid].findall(f"{PAGE}TextLine")]
+    got = [
+        (tl.get("id"), tl.find(f"{PAGE}TextEquiv/{PAGE}Unicode").text)
+        for rid in order
+        for tl in regions[rid].findall(f"{PAGE}TextLine")
+    ]
     assert got == [(lid, text) for lid, text, _ in alto_lines(alto)]
     words = list(page.iter(f"{PAGE}Word"))
     strings = [s for tl in reading_order_lines(alto) for s in tl.iter(A + "String")]

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from portal_sample import SYN_SIZE, TIFF_COLOURS, A, alto_lines, reading_order_lines, start_server
 
 from htr.index.cli import register
 from htr.portal.validate import iiif_problems
-from portal_sample import SYN_SIZE, TIFF_COLOURS, A, alto_lines, reading_order_lines, start_server
 
 SECRET = "s3cr3t-not-for-the-web"
 IMAGE_SIZE = 300
@@ -51,14 +51,31 @@ def raw_get(port: int, path: str) -> tuple[int, bytes]:
 
 
 TRAVERSALS = [
-    "/static/../../secret.txt", "/static/%2e%2e/%2e%2e/secret.txt", "/static/..%2F..%2F..%2Fsecret.txt",
-    "/static/%2Fetc%2Fpasswd", "/static//etc/passwd", "/static/../../../../../../etc/passwd",
-    "/images/..%2F..%2Fsecret.jpg", "/images/%2e%2e%2fsecret.txt", "/images/../secret.txt",
-    "/alto/..%2Fsecret.txt", "/alto/..%2F..%2Fsecret.xml", "/alto/%2e%2e%2frun.json",
-    "/text/..%2Fsecret.txt", "/thumbs/..%2F..%2Fsecret.jpg", "/view/..%2F..%2Fsecret.txt",
-    "/iiif/..%2F..%2F/manifest.json", "/iiif/lettres/lines/..%2F..%2F..%2Fsecret.json",
-    "/iiif/lettres/..%2F..%2Fsecret/a.json", "/api/page/..%2F..%2Fsecret.txt",
-    "/secret.txt", "/run.json", "/index.sqlite", "/alto/", "/images/", "/static/",
+    "/static/../../secret.txt",
+    "/static/%2e%2e/%2e%2e/secret.txt",
+    "/static/..%2F..%2F..%2Fsecret.txt",
+    "/static/%2Fetc%2Fpasswd",
+    "/static//etc/passwd",
+    "/static/../../../../../../etc/passwd",
+    "/images/..%2F..%2Fsecret.jpg",
+    "/images/%2e%2e%2fsecret.txt",
+    "/images/../secret.txt",
+    "/alto/..%2Fsecret.txt",
+    "/alto/..%2F..%2Fsecret.xml",
+    "/alto/%2e%2e%2frun.json",
+    "/text/..%2Fsecret.txt",
+    "/thumbs/..%2F..%2Fsecret.jpg",
+    "/view/..%2F..%2Fsecret.txt",
+    "/iiif/..%2F..%2F/manifest.json",
+    "/iiif/lettres/lines/..%2F..%2F..%2Fsecret.json",
+    "/iiif/lettres/..%2F..%2Fsecret/a.json",
+    "/api/page/..%2F..%2Fsecret.txt",
+    "/secret.txt",
+    "/run.json",
+    "/index.sqlite",
+    "/alto/",
+    "/images/",
+    "/static/",
 ]
 
 

@@ -22,8 +22,10 @@ def real_lines(gt_dir):
     """Real lines (a typescript page and a handwritten letter page) cut as recognition cuts them."""
     from htr import linedata
 
-    files = find_gt_files([need(gt_dir / TYPESCRIPT, "Tapuscorpus typescript")])[1:3] + \
-        find_gt_files([need(gt_dir / LETTER, "CREMMA letter")])[:1]
+    files = (
+        find_gt_files([need(gt_dir / TYPESCRIPT, "Tapuscorpus typescript")])[1:3]
+        + find_gt_files([need(gt_dir / LETTER, "CREMMA letter")])[:1]
+    )
     lines, dropped = linedata.from_pages([read_gt(f) for f in files], 48)
     assert len(lines) >= 40 and dropped == 0
     return lines
@@ -137,8 +139,11 @@ def test_prune_extend_and_recalibrate_keep_what_the_model_reads(real_lines, tiny
     assert float((out - ref).abs().max()) < 1e-3  # eval output unchanged...
     import torch
 
-    bn = next(m for m in model.net.modules() if isinstance(m, torch.nn.BatchNorm2d)
-              and not torch.allclose(m.running_mean, torch.zeros_like(m.running_mean)))
+    bn = next(
+        m
+        for m in model.net.modules()
+        if isinstance(m, torch.nn.BatchNorm2d) and not torch.allclose(m.running_mean, torch.zeros_like(m.running_mean))
+    )
     assert float(bn.running_var.min()) > 0  # ...while the BN layers now carry real statistics
 
 

@@ -35,8 +35,11 @@ def _page(gt_dir: Path, rel: str):
 
 def _median_baseline_angle(lines) -> float:
     """Median angle (degrees, counter-clockwise positive) of long baselines."""
-    angles = [math.degrees(math.atan2(-(b[-1][1] - b[0][1]), b[-1][0] - b[0][0]))
-              for b in (ln for ln in lines) if len(b) >= 2 and abs(b[-1][0] - b[0][0]) > 200]
+    angles = [
+        math.degrees(math.atan2(-(b[-1][1] - b[0][1]), b[-1][0] - b[0][0]))
+        for b in (ln for ln in lines)
+        if len(b) >= 2 and abs(b[-1][0] - b[0][0]) > 200
+    ]
     return float(np.median(angles))
 
 
@@ -209,8 +212,9 @@ def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordin
     half = P.Transform((0.5, 0, 0, 0, 0.5, 0))
     rotated, forward, _ = degrade.skew_by(both, 3.0)
     h, w = rotated.shape[:2]
-    lines = (degrade._moved_lines(g1, forward.then(ta).then(half), w, h, "L_")
-             + degrade._moved_lines(g2, forward.then(tb).then(half), w, h, "R_"))
+    lines = degrade._moved_lines(g1, forward.then(ta).then(half), w, h, "L_") + degrade._moved_lines(
+        g2, forward.then(tb).then(half), w, h, "R_"
+    )
     degrade.write_gt(src / "scan", rotated, lines)
 
     settings = make_settings(preprocess={"steps": "deskew,split"}, entities=False)

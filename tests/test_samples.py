@@ -59,7 +59,9 @@ def ink_profile(gt: dict, dark: np.ndarray) -> tuple[list[float], list[float]]:
     spacings = []
     for lines in by_region.values():
         for a, b in zip(lines, lines[1:]):
-            xs = np.array([max(a["baseline"][0][0], b["baseline"][0][0]), min(a["baseline"][-1][0], b["baseline"][-1][0])], float)
+            xs = np.array(
+                [max(a["baseline"][0][0], b["baseline"][0][0]), min(a["baseline"][-1][0], b["baseline"][-1][0])], float
+            )
             if xs[1] > xs[0]:
                 spacings.append(float(np.mean(_baseline_y(b["baseline"], xs) - _baseline_y(a["baseline"], xs))))
     spacing = float(np.median(spacings))
@@ -116,7 +118,11 @@ def test_ground_truth_is_consistent(gt_path: Path):
         assert len(ln["baseline"]) >= 2 and len(ln["polygon"]) >= 3
         xs = [p[0] for p in ln["baseline"]]
         assert xs == sorted(xs), "baseline runs left to right"
-        points = ln["baseline"] + ln["polygon"] + [[b[0], b[1]] for wd in ln["words"] for b in (wd["box"][:2], wd["box"][2:])]
+        points = (
+            ln["baseline"]
+            + ln["polygon"]
+            + [[b[0], b[1]] for wd in ln["words"] for b in (wd["box"][:2], wd["box"][2:])]
+        )
         for x, y in points:
             assert 0 <= x <= w and 0 <= y <= h, (ln["id"], x, y)
         # the baseline lies inside its polygon
@@ -140,7 +146,11 @@ def test_line_polygons_barely_overlap(gt_path: Path):
             if ax1 < bx0 or bx1 < ax0 or ay1 < by0 or by1 < ay0:
                 continue
             inter = np.logical_and(masks[i], masks[j]).sum()
-            assert inter <= 0.03 * min(masks[i].sum(), masks[j].sum()), (gt["lines"][i]["id"], gt["lines"][j]["id"], inter)
+            assert inter <= 0.03 * min(masks[i].sum(), masks[j].sum()), (
+                gt["lines"][i]["id"],
+                gt["lines"][j]["id"],
+                inter,
+            )
 
 
 @pytest.mark.parametrize("gt_path", GT_FILES, ids=lambda p: p.name.split(".")[0])
@@ -158,7 +168,11 @@ def test_shifted_geometry_fails_the_ink_check(gt_path: Path):
     gt = _load(gt_path)
     dark = _darkness(gt_path)
     above, gaps = ink_profile(gt, dark)
-    spacing = int(np.median(np.diff([ln["baseline"][0][1] for ln in gt["lines"] if ln["region_id"] == gt["lines"][0]["region_id"]])))
+    spacing = int(
+        np.median(
+            np.diff([ln["baseline"][0][1] for ln in gt["lines"] if ln["region_id"] == gt["lines"][0]["region_id"]])
+        )
+    )
     for ln in gt["lines"]:
         ln["baseline"] = [[x, y + spacing // 2] for x, y in ln["baseline"]]
         ln["polygon"] = [[x, y + spacing // 2] for x, y in ln["polygon"]]
@@ -210,7 +224,9 @@ def test_alto_ground_truth_matches_json(gt_path: Path):
     assert [[list(p) for p in ln.baseline] for ln in page.lines] == [ln["baseline"] for ln in gt["lines"]]
 
 
-@pytest.mark.skipif(not _fonts_installed(), reason="handwriting font packages not installed (see sample_images/README.md)")
+@pytest.mark.skipif(
+    not _fonts_installed(), reason="handwriting font packages not installed (see sample_images/README.md)"
+)
 def test_generator_is_deterministic(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, str(GENERATOR), "--out", str(tmp_path), "--no-alto"],

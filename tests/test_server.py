@@ -65,8 +65,11 @@ def test_prefect_yaml_entrypoints_are_flows_and_parameters_fit_their_signatures(
 
     from htr.config import RunSettings
 
-    flow_names = {"flows/enrich.py:enrich_collection": "enrich-collection", "flows/watch.py:watch_inbox": "watch-inbox",
-                  "flows/train.py:train_model": "train-model"}
+    flow_names = {
+        "flows/enrich.py:enrich_collection": "enrich-collection",
+        "flows/watch.py:watch_inbox": "watch-inbox",
+        "flows/train.py:train_model": "train-model",
+    }
     cwd = os.getcwd()
     os.chdir(ROOT)  # entrypoints are relative to the repository root, as for `prefect deploy`
     try:
@@ -92,8 +95,9 @@ def test_prefect_deploy_cli_has_the_options_the_readme_uses():
     out = subprocess.run([PREFECT, "deploy", "--help"], capture_output=True, text=True, env=env, timeout=120).stdout
     for opt in ("--prefect-file", "--all", "--name", "--pool", "--no-prompt"):
         assert opt in out, opt
-    out = subprocess.run([PREFECT, "work-pool", "create", "--help"], capture_output=True, text=True, env=env,
-                         timeout=120).stdout
+    out = subprocess.run(
+        [PREFECT, "work-pool", "create", "--help"], capture_output=True, text=True, env=env, timeout=120
+    ).stdout
     for opt in ("--type", "--overwrite", "--base-job-template"):
         assert opt in out, opt
 
@@ -104,8 +108,16 @@ def test_prefect_deploy_cli_has_the_options_the_readme_uses():
 def test_compose_file_is_consistent():
     doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = doc["services"]
-    assert {"postgres", "prefect-server", "setup", "worker", "dask-scheduler", "dask-worker",
-            "worker-gpu", "dask-worker-gpu"} <= set(services)
+    assert {
+        "postgres",
+        "prefect-server",
+        "setup",
+        "worker",
+        "dask-scheduler",
+        "dask-worker",
+        "worker-gpu",
+        "dask-worker-gpu",
+    } <= set(services)
     for name, svc in services.items():
         for dep in svc.get("depends_on", {}):
             assert dep in services, (name, dep)
@@ -133,8 +145,12 @@ def test_compose_file_is_consistent():
             assert (ROOT / copied).exists() or copied in ("models",), (f, copied)
     if shutil.which("docker-compose") or _docker_compose_v2():
         cmd = ["docker-compose"] if shutil.which("docker-compose") else ["docker", "compose"]
-        r = subprocess.run([*cmd, "-f", str(DEPLOY / "compose.yaml"), "--profile", "gpu", "config", "--quiet"],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [*cmd, "-f", str(DEPLOY / "compose.yaml"), "--profile", "gpu", "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
 
 
@@ -236,34 +252,71 @@ def test_enrich_collection_deployed_on_a_postgres_backed_server(tmp_path):
     pg_port, api_port = _free_port(), _free_port()
     api = f"http://127.0.0.1:{api_port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update({
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_URL": api,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-        "HTR_HOME": str(ROOT),  # read by deploy/prefect.yaml's pull step
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": api,
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+            "HTR_HOME": str(ROOT),  # read by deploy/prefect.yaml's pull step
+        }
+    )
     t0 = time.monotonic()
     try:
         data = pgdir / "data"
-        subprocess.run([str(pg / "initdb"), "-D", str(data), "-U", "prefect", "--auth=trust", "-E", "UTF8",
-                        "--no-sync"], check=True, capture_output=True, timeout=120, cwd=pgdir, **as_user)
-        postgres = start([str(pg / "postgres"), "-D", str(data), "-p", str(pg_port), "-k", str(pgdir),
-                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], "postgres", cwd=pgdir, **as_user)
+        subprocess.run(
+            [str(pg / "initdb"), "-D", str(data), "-U", "prefect", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            cwd=pgdir,
+            **as_user,
+        )
+        postgres = start(
+            [
+                str(pg / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(pg_port),
+                "-k",
+                str(pgdir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            "postgres",
+            cwd=pgdir,
+            **as_user,
+        )
         deadline = time.monotonic() + 60
-        while subprocess.run([str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(pg_port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(pg_port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             assert postgres.poll() is None and time.monotonic() < deadline, (tmp_path / "postgres.log").read_text()
             time.sleep(0.3)
-        subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "prefect", "prefect"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "prefect", "prefect"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
-        server_env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL":
-                      f"postgresql+asyncpg://prefect@127.0.0.1:{pg_port}/prefect"}
+        server_env = {
+            **env,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://prefect@127.0.0.1:{pg_port}/prefect",
+        }
         server_env.pop("PREFECT_API_URL")
-        server = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(api_port), "--no-ui"],
-                       "server", env=server_env)
+        server = start(
+            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(api_port), "--no-ui"],
+            "server",
+            env=server_env,
+        )
         _wait_http(f"{api}/health", server, 150, tmp_path / "server.log")
         t_server = time.monotonic() - t0
 
@@ -274,8 +327,12 @@ def test_enrich_collection_deployed_on_a_postgres_backed_server(tmp_path):
 
         cli("work-pool", "create", "htr-cpu", "--type", "process")
         cli("--no-prompt", "deploy", "--name", "enrich-collection", "--prefect-file", "deploy/prefect.yaml")
-        worker = start([PREFECT, "worker", "start", "--pool", "htr-cpu", "--type", "process", "--limit", "1"],
-                       "worker", env=env, cwd=tmp_path)
+        worker = start(
+            [PREFECT, "worker", "start", "--pool", "htr-cpu", "--type", "process", "--limit", "1"],
+            "worker",
+            env=env,
+            cwd=tmp_path,
+        )
 
         src = tmp_path / "src"
         src.mkdir()
@@ -287,12 +344,16 @@ def test_enrich_collection_deployed_on_a_postgres_backed_server(tmp_path):
         with temporary_settings({PREFECT_API_URL: api}):
             run = run_deployment(
                 "enrich-collection/enrich-collection",
-                parameters={"sources": [str(src)], "output": str(out),
-                            "settings": {"workers": 1, "recognize": {"model": model.path}}},
+                parameters={
+                    "sources": [str(src)],
+                    "output": str(out),
+                    "settings": {"workers": 1, "recognize": {"model": model.path}},
+                },
                 timeout=170 - (time.monotonic() - t0),
             )
         assert run.state is not None and run.state.is_completed(), (
-            f"{run.state}\nworker log:\n{(tmp_path / 'worker.log').read_text()[-4000:]}")
+            f"{run.state}\nworker log:\n{(tmp_path / 'worker.log').read_text()[-4000:]}"
+        )
         assert worker.poll() is None
         from alto.validate import validate_file
 

@@ -82,7 +82,9 @@ def test_model_registry_verifies_sha256(tmp_path):
     import hashlib
 
     sha = hashlib.sha256(b"weights").hexdigest()
-    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"default": {"file": "m.safetensors", "sha256": sha}}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"models": {"default": {"file": "m.safetensors", "sha256": sha}}})
+    )
     info = resolve("default", tmp_path)
     assert (info.name, info.sha256, Path(info.path).name) == ("default", sha, "m.safetensors")
     assert resolve(str(tmp_path / "m.safetensors"), tmp_path).sha256 == sha

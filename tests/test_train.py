@@ -39,7 +39,6 @@ def _link_pages(files: list[Path], folder: Path) -> None:
 @pytest.mark.gt
 def test_fine_tuning_steps_lower_validation_cer(gt_dir, tmp_path, prefect_harness):
     from flows.train import train_model
-
     from htr.ppocr_import import import_onnx
 
     import_onnx("tiny", tmp_path / "base" / "ppocrv6-tiny.safetensors")
@@ -54,14 +53,24 @@ def test_fine_tuning_steps_lower_validation_cer(gt_dir, tmp_path, prefect_harnes
     before = T.evaluate_validation([val_doc], base.path, models_dir())["overall"]
     out = tmp_path / "models" / "riant"
     out.parent.mkdir()
-    settings = {"steps": STEPS, "batch_size": 8, "threads": 1, "seed": 42, "val_every": STEPS, "warmup": 10,
-                "lr": 3e-4}
-    result = train_model([str(gt)], str(out), base.path, None, "cpu", [val_doc], work=str(tmp_path / "work"),
-                         finetune=settings, compare_base=False)
+    settings = {"steps": STEPS, "batch_size": 8, "threads": 1, "seed": 42, "val_every": STEPS, "warmup": 10, "lr": 3e-4}
+    result = train_model(
+        [str(gt)],
+        str(out),
+        base.path,
+        None,
+        "cpu",
+        [val_doc],
+        work=str(tmp_path / "work"),
+        finetune=settings,
+        compare_base=False,
+    )
     after = result["evaluation"]["overall"]
 
-    print(f"fine-tuning {STEPS} steps on {result['model']['training_data']}: validation CER "
-          f"{before['cer']:.2%} -> {after['cer']:.2%} on {after['scored_lines']} lines")
+    print(
+        f"fine-tuning {STEPS} steps on {result['model']['training_data']}: validation CER "
+        f"{before['cer']:.2%} -> {after['cer']:.2%} on {after['scored_lines']} lines"
+    )
     assert result["model"]["file"] == "riant.safetensors"
     assert before["scored_lines"] == after["scored_lines"] > 100
     # measurably better on pages it never saw

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-
 from portal_sample import A, alto_lines, page_size, reading_order_lines, start_server
 
 selenium = pytest.importorskip("selenium", reason="selenium not installed (pip install -e '.[test]')")
@@ -25,8 +24,16 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("HTR_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("HTR_CHROMEDRIVER", "/usr/bin/chromedriver"))
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--window-size=1400,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--window-size=1400,900",
+]
 PAGE = "13_3536f_default"
 TOLERANCE_PX = 3
 WAIT_S = 90
@@ -38,8 +45,10 @@ pytestmark = pytest.mark.gt
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
-        pytest.skip(f"Debian chromium + chromium-driver missing ({CHROMIUM}, {CHROMEDRIVER}): "
-                    "apt-get install chromium chromium-driver (.ci/run does)")
+        pytest.skip(
+            f"Debian chromium + chromium-driver missing ({CHROMIUM}, {CHROMEDRIVER}): "
+            "apt-get install chromium chromium-driver (.ci/run does)"
+        )
     if not VIEWER_JS.is_file():
         pytest.skip(f"{VIEWER_JS} missing: run `make viewer` (make test does)")
     opts = webdriver.ChromeOptions()

@@ -98,10 +98,29 @@ def test_register_adds_the_watch_command(tmp_path):
     ap = argparse.ArgumentParser(prog="htr")
     sub = ap.add_subparsers(dest="command", required=True)
     watch.register(sub)
-    args = ap.parse_args(["watch", str(tmp_path), "-o", str(tmp_path / "out"), "--every", "5m", "--settle", "10",
-                          "--cluster", "tcp://127.0.0.1:8786", "--once"])
+    args = ap.parse_args(
+        [
+            "watch",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "out"),
+            "--every",
+            "5m",
+            "--settle",
+            "10",
+            "--cluster",
+            "tcp://127.0.0.1:8786",
+            "--once",
+        ]
+    )
     assert args.func is watch._watch
-    assert (args.every, args.settle, args.cluster, args.once, args.model) == ("5m", 10.0, "tcp://127.0.0.1:8786", True, "default")
+    assert (args.every, args.settle, args.cluster, args.once, args.model) == (
+        "5m",
+        10.0,
+        "tcp://127.0.0.1:8786",
+        True,
+        "default",
+    )
 
 
 # --------------------------------------------------------------------------- a real watch run
@@ -126,7 +145,9 @@ def test_watch_run_enriches_only_new_complete_pages(tmp_path, prefect_harness):
 
     model = model_or_skip()
     inbox, out = tmp_path / "inbox", tmp_path / "out"
-    shutil.copy(SAMPLES / "lettre_prefet_1934.jpg", write(inbox / "lot1" / ".done", b"").parent / "lettre_prefet_1934.jpg")
+    shutil.copy(
+        SAMPLES / "lettre_prefet_1934.jpg", write(inbox / "lot1" / ".done", b"").parent / "lettre_prefet_1934.jpg"
+    )
     write(inbox / "lot2" / "acte_vente_1687.jpg", (SAMPLES / "acte_vente_1687.jpg").read_bytes()[:20000])  # half-copied
     settings = {"workers": 1, "recognize": {"model": model.path}}
 
@@ -177,11 +198,26 @@ def test_htr_watch_serves_a_schedule_with_its_own_server_and_stops_cleanly(tmp_p
     write(inbox / "lot" / ".done", b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
-    code = ("import argparse, sys; from cli import watch; ap = argparse.ArgumentParser(prog='htr'); "
-            "sub = ap.add_subparsers(dest='command', required=True); watch.register(sub); "
-            "a = ap.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
-    cmd = [sys.executable, "-c", code, "watch", str(inbox), "-o", str(out), "--every", "1h", "--settle", "1",
-           "--model", model.path]
+    code = (
+        "import argparse, sys; from cli import watch; ap = argparse.ArgumentParser(prog='htr'); "
+        "sub = ap.add_subparsers(dest='command', required=True); watch.register(sub); "
+        "a = ap.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "watch",
+        str(inbox),
+        "-o",
+        str(out),
+        "--every",
+        "1h",
+        "--settle",
+        "1",
+        "--model",
+        model.path,
+    ]
     with open(tmp_path / "watch.log", "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         children: dict[int, psutil.Process] = {}
@@ -208,7 +244,9 @@ def test_htr_watch_serves_a_schedule_with_its_own_server_and_stops_cleanly(tmp_p
     assert not [p.pid for p in alive if _still_there(p)]
 
 
-def _still_there(p: psutil.Process) -> bool:
+def _still_there(p) -> bool:
+    import psutil
+
     try:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -232,12 +270,32 @@ def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefe
         pub("plan", SimpleNamespace(pending=[None] * 10, skipped=[None] * 2))
         for i in range(10):
             failed = i == 3
-            pub("page", PageResult(f"p{i}", f"/in/p{i}.jpg", 0, "", "failed" if failed else "done",
-                                   error="/in/p3.jpg: truncated JPEG" if failed else None))
+            pub(
+                "page",
+                PageResult(
+                    f"p{i}",
+                    f"/in/p{i}.jpg",
+                    0,
+                    "",
+                    "failed" if failed else "done",
+                    error="/in/p3.jpg: truncated JPEG" if failed else None,
+                ),
+            )
             time.sleep(0.1)
         updates = pub.updates
-        pub.finish({"pages": 12, "done": 9, "skipped": 2, "failed": 1, "failure_ratio": 1 / 12, "ignored": 0,
-                    "wall_seconds": 1.0, "pages_per_hour": 32400.0, "worker_seconds_per_page": 0.1})
+        pub.finish(
+            {
+                "pages": 12,
+                "done": 9,
+                "skipped": 2,
+                "failed": 1,
+                "failure_ratio": 1 / 12,
+                "ignored": 0,
+                "wall_seconds": 1.0,
+                "pages_per_hour": 32400.0,
+                "worker_seconds_per_page": 0.1,
+            }
+        )
         return updates, {"late": pub("page", None)}  # a finished publisher ignores late events
 
     updates, _ = fake_run()

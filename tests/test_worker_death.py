@@ -52,7 +52,9 @@ def test_killed_worker_fails_only_its_page(tmp_path, prefect_harness):
     t = threading.Thread(target=killer, args=(out, VICTIM, stop, kills), daemon=True)
     t.start()
     try:
-        summary = enrich_collection([str(src)], str(out), {"workers": 2, "max_failures": 0.5, "segmentation_from": "alto"})
+        summary = enrich_collection(
+            [str(src)], str(out), {"workers": 2, "max_failures": 0.5, "segmentation_from": "alto"}
+        )
     finally:
         stop.set()
         t.join()
@@ -63,4 +65,6 @@ def test_killed_worker_fails_only_its_page(tmp_path, prefect_harness):
     pages = {p["page_id"]: p for p in json.loads((out / "run.json").read_text())["pages"]}
     assert pages[VICTIM]["status"] == "failed"
     assert "worker process died" in pages[VICTIM]["error"] and VICTIM in pages[VICTIM]["error"]
-    assert sorted(p.stem for p in (out / "alto").glob("*.xml")) == sorted(Path(s).stem for s in SAMPLES if VICTIM not in s)
+    assert sorted(p.stem for p in (out / "alto").glob("*.xml")) == sorted(
+        Path(s).stem for s in SAMPLES if VICTIM not in s
+    )

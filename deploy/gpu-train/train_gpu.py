@@ -50,19 +50,27 @@ def main(argv: list[str] | None = None) -> int:
         device = "cpu"
     import kraken
 
-    log(f"python {platform.python_version()}, torch {torch.__version__}, kraken from {Path(kraken.__file__).parent}, "
-        f"device {device}" + (f" ({torch.cuda.get_device_name(0)})" if device.startswith("cuda") else ""))
+    log(
+        f"python {platform.python_version()}, torch {torch.__version__}, kraken from {Path(kraken.__file__).parent}, "
+        f"device {device}" + (f" ({torch.cuda.get_device_name(0)})" if device.startswith("cuda") else "")
+    )
     lines = linedata.load(a.bundle / manifest["lines"])
     train, val = lines.split(manifest["validation_documents"])
     log(f"{len(train)} training lines, {len(val)} validation lines")
     model = ppocr_model.load(a.bundle / manifest["base"])
     added = model.extend(train.charset())
-    s = finetune.FinetuneSettings(**{**manifest["settings"], "device": device,
-                                     **({"batch_size": a.batch_size} if a.batch_size else {})})
+    s = finetune.FinetuneSettings(
+        **{**manifest["settings"], "device": device, **({"batch_size": a.batch_size} if a.batch_size else {})}
+    )
     if manifest.get("recalibrate_bn", True):
         idx = list(range(0, len(train), max(1, len(train) // 400)))[:400]
-        n = ppocr_import.recalibrate_bn(model.net, (finetune.make_batch([train.images[i] for i in idx[k:k + 16]],
-                                                                        s.padding) for k in range(0, len(idx), 16)))
+        n = ppocr_import.recalibrate_bn(
+            model.net,
+            (
+                finetune.make_batch([train.images[i] for i in idx[k : k + 16]], s.padding)
+                for k in range(0, len(idx), 16)
+            ),
+        )
         log(f"added characters {''.join(added)!r}; recalibrated {n} BatchNorm layers")
     model.net.to(device)
 
@@ -84,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     hist = finetune.finetune(model, train, val, s, a.out / "work", log=log)
     best = a.out / "work" / "best.safetensors"
     (a.out / "model.safetensors").write_bytes(best.read_bytes())
-    (a.out / "history.json").write_text(json.dumps({"settings": s.to_dict(), "history": hist,
-                                                    "wall_s": round(time.monotonic() - t0, 1)}, indent=1))
+    (a.out / "history.json").write_text(
+        json.dumps({"settings": s.to_dict(), "history": hist, "wall_s": round(time.monotonic() - t0, 1)}, indent=1)
+    )
     log(f"best validation CER {hist['best_cer']} at step {hist['best_step']}; model: {a.out / 'model.safetensors'}")
     return 0
 

@@ -9,8 +9,20 @@ from htr.index.errors import IndexStoreError, QueryError, SearchIndexError
 from htr.index.store import EntityEntry, Hit, Index, PageStamp, SyncReport, WordBox, index_path, rebuild, sync
 
 __all__ = [
-    "EntityEntry", "Hit", "Index", "IndexStoreError", "PageStamp", "QueryError", "SearchIndexError", "SyncReport",
-    "WordBox", "index_path", "rebuild", "sync", "find_entities", "Entity",
+    "EntityEntry",
+    "Hit",
+    "Index",
+    "IndexStoreError",
+    "PageStamp",
+    "QueryError",
+    "SearchIndexError",
+    "SyncReport",
+    "WordBox",
+    "index_path",
+    "rebuild",
+    "sync",
+    "find_entities",
+    "Entity",
 ]
 
 

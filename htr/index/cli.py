@@ -30,8 +30,10 @@ def _index(args: argparse.Namespace) -> int:
     for pid, reason in report.failed:
         print(f"failed {pid}: {reason}", file=sys.stderr)
     if args.sync:
-        print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
-              f"{report.unchanged} unchanged, {len(report.failed)} failed -> {index_path(out)}")
+        print(
+            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+            f"{report.unchanged} unchanged, {len(report.failed)} failed -> {index_path(out)}"
+        )
     else:
         print(f"{len(report.added)} page(s) indexed, {len(report.failed)} failed -> {index_path(out)}")
     return EXIT_FAILURES if report.failed else EXIT_OK
@@ -90,8 +92,10 @@ def _export(args: argparse.Namespace) -> int:
         if args.dest is None:
             raise ConfigError("export solr needs -o DEST (the folder to write the documents into)")
         res = export_solr(out, args.dest, args.solr_path)
-        print(f"{res['docs']} document(s) for Solr -> {Path(res['dest']) / 'docs.json'} "
-              f"(+ schema-snippet.xml, solrconfig-snippet.xml, README.txt)")
+        print(
+            f"{res['docs']} document(s) for Solr -> {Path(res['dest']) / 'docs.json'} "
+            f"(+ schema-snippet.xml, solrconfig-snippet.xml, README.txt)"
+        )
         return EXIT_OK
     from htr.portal import export
 
@@ -99,8 +103,10 @@ def _export(args: argparse.Namespace) -> int:
         if args.dest is not None:
             raise ConfigError("export iiif writes into OUT (iiif/, images/): publish OUT at --base-url; -o is not used")
         if not args.base_url:
-            raise ConfigError("export iiif needs --base-url, the URL OUT will be published at "
-                              "(e.g. https://portal.example.org/collection or http://127.0.0.1:8080)")
+            raise ConfigError(
+                "export iiif needs --base-url, the URL OUT will be published at "
+                "(e.g. https://portal.example.org/collection or http://127.0.0.1:8080)"
+            )
         rep = export.export_iiif(out, args.base_url, args.image_size)
         what = f"{rep.documents} manifest(s), {rep.pages} canvas(es) -> {rep.dest} (+ page images in {out / 'images'})"
     elif args.target == "mets":
@@ -111,8 +117,11 @@ def _export(args: argparse.Namespace) -> int:
         what = f"{rep.pages} PAGE file(s) -> {rep.dest}"
     print(what)
     if rep.without_image:
-        print(f"{len(rep.without_image)} page(s) without an image (source file not found): "
-              f"{', '.join(rep.without_image[:5])}{' …' if len(rep.without_image) > 5 else ''}", file=sys.stderr)
+        print(
+            f"{len(rep.without_image)} page(s) without an image (source file not found): "
+            f"{', '.join(rep.without_image[:5])}{' …' if len(rep.without_image) > 5 else ''}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -121,8 +130,11 @@ def _serve(args: argparse.Namespace) -> int:
     from htr.portal.server import serve
 
     out = _out(args.output)
-    search = "IIIF Content Search 2.0 at /search?q=…" if index_path(out).is_file() else \
-        "no search: no index.sqlite (run htr index OUT)"
+    search = (
+        "IIIF Content Search 2.0 at /search?q=…"
+        if index_path(out).is_file()
+        else "no search: no index.sqlite (run htr index OUT)"
+    )
     print(f"Reading room on http://{args.host}:{args.port}/ ({search}; read-only; Ctrl-C stops)", file=sys.stderr)
     serve(out, args.host, args.port, args.base_url, args.page_size, args.image_size, args.low_confidence)
     return EXIT_OK
@@ -135,12 +147,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sync", action="store_true", help="only re-index pages whose ALTO changed, drop removed ones")
     p.set_defaults(func=_index)
 
-    p = subparsers.add_parser("search", help="search the index: words (all required), \"a phrase\", prefix*")
+    p = subparsers.add_parser("search", help='search the index: words (all required), "a phrase", prefix*')
     p.add_argument("output", type=Path, help="output folder holding index.sqlite")
     p.add_argument("query", help='e.g. etat, "le 12 mars", notai*')
     p.add_argument("--limit", type=int, default=20, help="at most this many hits (default 20)")
-    p.add_argument("--json", action="store_true",
-                   help="hits as JSON (page, line, snippet, word boxes, rank); an error as {\"error\": ...}")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='hits as JSON (page, line, snippet, word boxes, rank); an error as {"error": ...}',
+    )
     p.set_defaults(func=_search)
 
     p = subparsers.add_parser("entities", help="index of names, places, organisations and dates, with counts and pages")
@@ -150,31 +165,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=_entities)
 
-    p = subparsers.add_parser("export", help="for portals: iiif (IIIF Presentation 3 manifests + text annotations), "
-                                             "mets, page (PAGE XML 2019), solr (OCR highlighting plugin)")
+    p = subparsers.add_parser(
+        "export",
+        help="for portals: iiif (IIIF Presentation 3 manifests + text annotations), "
+        "mets, page (PAGE XML 2019), solr (OCR highlighting plugin)",
+    )
     p.add_argument("target", choices=("iiif", "mets", "page", "solr"), help="what to export")
     p.add_argument("output", type=Path, help="output folder of htr enrich")
-    p.add_argument("-o", "--dest", type=Path,
-                   help="folder to write into (solr: required; mets/page: default OUT/mets, OUT/page; "
-                        "iiif: always OUT)")
+    p.add_argument(
+        "-o",
+        "--dest",
+        type=Path,
+        help="folder to write into (solr: required; mets/page: default OUT/mets, OUT/page; iiif: always OUT)",
+    )
     p.add_argument("--base-url", help="iiif (required) / mets (optional): the URL OUT is published at")
-    p.add_argument("--image-size", type=int, default=MAX_SIDE,
-                   help=f"iiif/mets: longer side of the page images written to OUT/images (default {MAX_SIDE})")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=MAX_SIDE,
+        help=f"iiif/mets: longer side of the page images written to OUT/images (default {MAX_SIDE})",
+    )
     p.add_argument("--solr-path", help="solr: path of OUT/alto as Solr sees it (default: the absolute local path)")
     p.set_defaults(func=_export)
 
-    p = subparsers.add_parser("serve", help="reading room: page images beside their text, search (IIIF Content "
-                                            "Search 2.0), IIIF manifests; read-only")
+    p = subparsers.add_parser(
+        "serve",
+        help="reading room: page images beside their text, search (IIIF Content Search 2.0), IIIF manifests; read-only",
+    )
     p.add_argument("output", type=Path, help="output folder of htr enrich (holding alto/ and index.sqlite)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--base-url", help="public base URL for manifests and search targets (default: the request's)")
     p.add_argument("--page-size", type=int, default=100, help="search annotations per result page (default 100)")
-    p.add_argument("--image-size", type=int, default=MAX_SIDE,
-                   help=f"longer side of the page images shown (default {MAX_SIDE}); drawn into OUT/images "
-                        "on first view")
-    p.add_argument("--low-confidence", type=float, default=0.5,
-                   help="words read with a confidence below this are marked (default 0.5)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=MAX_SIDE,
+        help=f"longer side of the page images shown (default {MAX_SIDE}); drawn into OUT/images on first view",
+    )
+    p.add_argument(
+        "--low-confidence",
+        type=float,
+        default=0.5,
+        help="words read with a confidence below this are marked (default 0.5)",
+    )
     p.set_defaults(func=_serve)
 
 

@@ -25,9 +25,30 @@ from datetime import date, timedelta
 # --------------------------------------------------------------------------- French number words
 
 _UNITS = {
-    "zero": 0, "zéro": 0, "un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6,
-    "sept": 7, "huit": 8, "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "treize": 13, "quatorze": 14,
-    "quinze": 15, "seize": 16, "vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50,
+    "zero": 0,
+    "zéro": 0,
+    "un": 1,
+    "une": 1,
+    "deux": 2,
+    "trois": 3,
+    "quatre": 4,
+    "cinq": 5,
+    "six": 6,
+    "sept": 7,
+    "huit": 8,
+    "neuf": 9,
+    "dix": 10,
+    "onze": 11,
+    "douze": 12,
+    "treize": 13,
+    "quatorze": 14,
+    "quinze": 15,
+    "seize": 16,
+    "vingt": 20,
+    "vingts": 20,
+    "trente": 30,
+    "quarante": 40,
+    "cinquante": 50,
     "soixante": 60,
 }
 _NUMBER_WORDS = sorted(set(_UNITS) | {"et", "cent", "cents", "mil", "mille"}, key=len, reverse=True)
@@ -95,10 +116,20 @@ _REP_OF = {name: i + 1 for i, names in enumerate(_REPUBLICAN) for name in names}
 
 # Gregorian date of 1 vendémiaire of years I..XIV (Annuaire / official concordance tables).
 _VENDEMIAIRE_1 = {
-    1: date(1792, 9, 22), 2: date(1793, 9, 22), 3: date(1794, 9, 22), 4: date(1795, 9, 23),
-    5: date(1796, 9, 22), 6: date(1797, 9, 22), 7: date(1798, 9, 22), 8: date(1799, 9, 23),
-    9: date(1800, 9, 23), 10: date(1801, 9, 23), 11: date(1802, 9, 23), 12: date(1803, 9, 24),
-    13: date(1804, 9, 23), 14: date(1805, 9, 23),
+    1: date(1792, 9, 22),
+    2: date(1793, 9, 22),
+    3: date(1794, 9, 22),
+    4: date(1795, 9, 23),
+    5: date(1796, 9, 22),
+    6: date(1797, 9, 22),
+    7: date(1798, 9, 22),
+    8: date(1799, 9, 23),
+    9: date(1800, 9, 23),
+    10: date(1801, 9, 23),
+    11: date(1802, 9, 23),
+    12: date(1803, 9, 24),
+    13: date(1804, 9, 23),
+    14: date(1805, 9, 23),
 }
 _SEXTILE = {3, 7, 11}
 
@@ -179,16 +210,22 @@ _PATTERNS = [
     # 3 germinal an XII
     ("rep_day", re.compile(rf"{_B}(?P<d>{_DAY})\s+(?:de\s+)?(?P<m>{_REPMONTH})\s+{_ANREP}{_E}", re.I)),
     # 1er jour complémentaire de l'an XI / 2e sans-culottide an II
-    ("rep_compl", re.compile(
-        rf"{_B}(?P<d>{_ORD})\s+(?:jour\s+compl[ée]mentaire|sans[\s\-]?culottide)s?\s+{_ANREP}{_E}", re.I)),
+    (
+        "rep_compl",
+        re.compile(rf"{_B}(?P<d>{_ORD})\s+(?:jour\s+compl[ée]mentaire|sans[\s\-]?culottide)s?\s+{_ANREP}{_E}", re.I),
+    ),
     # germinal an XII
     ("rep_month", re.compile(rf"{_B}(?P<m>{_REPMONTH})\s+{_ANREP}{_E}", re.I)),
     # l'an XII (alone)
     ("rep_year", re.compile(rf"{_B}l['’]\s*an\s+(?P<an>[IVXLC]{{1,7}}){_E}", re.I)),
     # 12 mars 1850 / 1er janvier 1900 / dix Juillet 1830 / douze mars mil huit cent cinquante
-    ("dmy", re.compile(
-        rf"{_B}(?P<d>{_DAY})\s+(?:de\s+)?(?P<m>{_MONTH})(?:\s*,)?\s+(?:de\s+l['’]an\s+)?(?P<y>{_YEAR}|{_YEARW}){_E}",
-        re.I)),
+    (
+        "dmy",
+        re.compile(
+            rf"{_B}(?P<d>{_DAY})\s+(?:de\s+)?(?P<m>{_MONTH})(?:\s*,)?\s+(?:de\s+l['’]an\s+)?(?P<y>{_YEAR}|{_YEARW}){_E}",
+            re.I,
+        ),
+    ),
     # An 1830 mois de Juillet
     ("ym_register", re.compile(rf"{_B}(?:an\s+)?(?P<y>{_YEAR})\s+mois\s+d['e]\s*(?P<m>{_MONTH})(?![^\W\d_])", re.I)),
     # mars 1850
@@ -202,8 +239,10 @@ _PATTERNS = [
     # mil huit cent cinquante
     ("year_words", re.compile(rf"{_B}(?P<y>{_YEARW}){_E}", re.I)),
     # en 1850 / l'an 1850 / année 1850: the span is the year only
-    ("year_ctx", re.compile(
-        rf"{_B}(?:en|an|l['’]an|année|l['’]année|depuis|dès|vers|avant|après)\s+(?P<y>{_YEAR}){_E}", re.I)),
+    (
+        "year_ctx",
+        re.compile(rf"{_B}(?:en|an|l['’]an|année|l['’]année|depuis|dès|vers|avant|après)\s+(?P<y>{_YEAR}){_E}", re.I),
+    ),
 ]
 _YEAR_ONLY_SPAN = {"year_ctx"}
 

@@ -51,8 +51,12 @@ class Entity:
     spans: tuple[Span, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "surface": self.surface, "normalised": self.normalised,
-                "spans": [list(s) for s in self.spans]}
+        return {
+            "type": self.type,
+            "surface": self.surface,
+            "normalised": self.normalised,
+            "spans": [list(s) for s in self.spans],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Entity:
@@ -142,8 +146,11 @@ def model_info() -> dict[str, str]:
     import spacy
 
     nlp = load_model()
-    return {"spacy": spacy.__version__, "model": f"{nlp.meta.get('lang', 'fr')}_{nlp.meta.get('name', '')}",
-            "model_version": str(nlp.meta.get("version", ""))}
+    return {
+        "spacy": spacy.__version__,
+        "model": f"{nlp.meta.get('lang', 'fr')}_{nlp.meta.get('name', '')}",
+        "model_version": str(nlp.meta.get("version", "")),
+    }
 
 
 def _model_entities(text: str) -> list[tuple[int, int, str]]:
@@ -165,8 +172,10 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     """Span without surrounding punctuation/space (keeps a final `.` of an initial like `J.`)."""
     while s < e and not (text[s].isalnum()):
         s += 1
-    while e > s and not (text[e - 1].isalnum() or (text[e - 1] == "." and e - s >= 2 and text[e - 2].isupper()
-                                                 and (e - s == 2 or not text[e - 3].isalnum()))):
+    while e > s and not (
+        text[e - 1].isalnum()
+        or (text[e - 1] == "." and e - s >= 2 and text[e - 2].isupper() and (e - s == 2 or not text[e - 3].isalnum()))
+    ):
         e -= 1
     return s, e
 

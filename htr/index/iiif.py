@@ -51,22 +51,33 @@ def _annotations(hits: list[Hit], base: str) -> tuple[list[dict[str, Any]], list
             if aid in seen:
                 continue
             seen.add(aid)
-            items.append({
-                "id": aid,
+            items.append(
+                {
+                    "id": aid,
+                    "type": "Annotation",
+                    "motivation": "highlighting",
+                    "body": {"type": "TextualBody", "value": b.text, "format": "text/plain"},
+                    "target": f"{base}/canvas/{quote(hit.page_id, safe='')}#xywh={b.xywh}",
+                }
+            )
+        targets = [
+            {
+                "type": "SpecificResource",
+                "source": aid,
+                "selector": [
+                    {"type": "TextQuoteSelector", "prefix": hit.before, "exact": hit.matched, "suffix": hit.after}
+                ],
+            }
+            for aid in ids[:1]
+        ] + [{"type": "SpecificResource", "source": aid} for aid in ids[1:]]
+        matches.append(
+            {
+                "id": f"{base}/match/{quote(hit.page_id, safe='')}/{quote(hit.line_id, safe='')}/{hit.rank}",
                 "type": "Annotation",
                 "motivation": "highlighting",
-                "body": {"type": "TextualBody", "value": b.text, "format": "text/plain"},
-                "target": f"{base}/canvas/{quote(hit.page_id, safe='')}#xywh={b.xywh}",
-            })
-        targets = [{"type": "SpecificResource", "source": aid, "selector": [{
-            "type": "TextQuoteSelector", "prefix": hit.before, "exact": hit.matched, "suffix": hit.after}]}
-            for aid in ids[:1]] + [{"type": "SpecificResource", "source": aid} for aid in ids[1:]]
-        matches.append({
-            "id": f"{base}/match/{quote(hit.page_id, safe='')}/{quote(hit.line_id, safe='')}/{hit.rank}",
-            "type": "Annotation",
-            "motivation": "highlighting",
-            "target": targets[0] if len(targets) == 1 else targets,
-        })
+                "target": targets[0] if len(targets) == 1 else targets,
+            }
+        )
     return items, matches
 
 
@@ -80,7 +91,7 @@ def search_page(idx: Index, params: dict[str, str], base: str, page_size: int) -
         return status, {"@context": SEARCH_CONTEXT, "type": "Error", "status": status, "error": message}
 
     if not q.strip():
-        return error(400, "missing q: give words, a \"phrase\" or a prefix*, e.g. /search?q=notai*")
+        return error(400, 'missing q: give words, a "phrase" or a prefix*, e.g. /search?q=notai*')
     try:
         page = int(params.get("page", "0"))
         if page < 0:
@@ -103,8 +114,11 @@ def search_page(idx: Index, params: dict[str, str], base: str, page_size: int) -
     items, matches = _annotations(hits, base)
     body: dict[str, Any] = {"@context": SEARCH_CONTEXT, "id": url(page), "type": "AnnotationPage"}
     if more or page > 0:
-        body["partOf"] = {"id": url(None), "type": "AnnotationCollection",
-                          "first": {"id": url(0), "type": "AnnotationPage"}}
+        body["partOf"] = {
+            "id": url(None),
+            "type": "AnnotationCollection",
+            "first": {"id": url(0), "type": "AnnotationPage"},
+        }
         body["startIndex"] = page * page_size
         if more:
             body["next"] = {"id": url(page + 1), "type": "AnnotationPage"}
@@ -161,8 +175,9 @@ def create_app(index: str | Path, base_url: str | None = None, page_size: int = 
     routes.append(Route("/", routes[-1].endpoint))  # the service description
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"type": "Error", "status": 500, "error": f"internal error: {type(exc).__name__}"},
-                            status_code=500)
+        return JSONResponse(
+            {"type": "Error", "status": 500, "error": f"internal error: {type(exc).__name__}"}, status_code=500
+        )
 
     return Starlette(
         routes=routes,
@@ -171,8 +186,9 @@ def create_app(index: str | Path, base_url: str | None = None, page_size: int = 
     )
 
 
-def serve(index: str | Path, host: str = "127.0.0.1", port: int = 8080, base_url: str | None = None,
-          page_size: int = 100) -> None:
+def serve(
+    index: str | Path, host: str = "127.0.0.1", port: int = 8080, base_url: str | None = None, page_size: int = 100
+) -> None:
     """Run the search service until interrupted."""
     import uvicorn
 

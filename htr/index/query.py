@@ -66,7 +66,7 @@ def parse_query(query: str) -> ParsedQuery:
     parentheses are not supported.
     """
     if query is None or not str(query).strip():
-        raise QueryError("empty query: give one or more words, a \"phrase\" or a prefix*")
+        raise QueryError('empty query: give one or more words, a "phrase" or a prefix*')
     q = str(query)
     if len(q) > MAX_QUERY_CHARS:
         raise QueryError(f"query too long ({len(q)} characters, at most {MAX_QUERY_CHARS})")
@@ -81,7 +81,7 @@ def parse_query(query: str) -> ParsedQuery:
         if ch == '"':
             end = q.find('"', i + 1)
             if end < 0:
-                raise QueryError(f"unclosed quote: add a closing \" after {q[i:i + 30]!s}")
+                raise QueryError(f'unclosed quote: add a closing " after {q[i : i + 30]!s}')
             body = q[i + 1 : end]
             i = end + 1
             prefix = i < n and q[i] == "*"
@@ -102,11 +102,11 @@ def parse_query(query: str) -> ParsedQuery:
         op = word.split("(", 1)[0]
         if op == "NEAR":
             raise QueryError(
-                "NEAR is not supported: write words (all must occur), \"a phrase\", a prefix*, OR, NOT"
+                'NEAR is not supported: write words (all must occur), "a phrase", a prefix*, OR, NOT'
                 ' (to search for the word itself, put it in quotes: "NEAR")'
             )
         if "(" in word and not has_token(word.replace("(", "")):
-            raise QueryError("parentheses are not supported: write words, \"a phrase\", a prefix*, OR, NOT")
+            raise QueryError('parentheses are not supported: write words, "a phrase", a prefix*, OR, NOT')
         prefix = word.endswith("*")
         core = word.rstrip("*") if prefix else word
         if "*" in core:

@@ -22,8 +22,12 @@ def word_boxes(text: str, x0: int, y0: int) -> list[tuple[str, tuple[int, int, i
     return out
 
 
-def sample_page(page_id: str, texts: Sequence[str], width: int = 2000, height: int = 1500,
-                ) -> tuple[PageImage, PageSegmentation, PageText]:
+def sample_page(
+    page_id: str,
+    texts: Sequence[str],
+    width: int = 2000,
+    height: int = 1500,
+) -> tuple[PageImage, PageSegmentation, PageText]:
     """One page: line k (id `L{k+1}`) at y = Y0 + k*LINE_STEP, words as word_boxes() places them."""
     ref = PageRef(page_id, f"/data/{page_id}.jpg", 0, hashlib.sha256(page_id.encode()).hexdigest())
     page = PageImage(ref, f"/tmp/{page_id}.png", width, height)
@@ -36,7 +40,9 @@ def sample_page(page_id: str, texts: Sequence[str], width: int = 2000, height: i
         lid = f"L{k + 1}"
         lines.append(Line(lid, ((X0, y + LINE_H - 5), (x1, y + LINE_H - 5)), poly, "r1"))
         texts_out.append(LineText(lid, " ".join(w for w, _ in words), 0.9, tuple(Word(w, b, 0.9) for w, b in words)))
-    region = Region("r1", ((X0 - 10, Y0 - 10), (width - 10, Y0 - 10), (width - 10, height - 10), (X0 - 10, height - 10)))
+    region = Region(
+        "r1", ((X0 - 10, Y0 - 10), (width - 10, Y0 - 10), (width - 10, height - 10), (X0 - 10, height - 10))
+    )
     return page, PageSegmentation(width, height, (region,), tuple(lines)), PageText(tuple(texts_out))
 
 

@@ -37,8 +37,16 @@ from htr.index.text import tokens
 SCHEMA_VERSION = "2"
 RANK_WINDOW = 2000  # pages scored (bm25) per step of a search, see Index.search
 INDEX_NAME = "index.sqlite"
-_TYPE_ALIASES = {"PERSON": "PER", "PERS": "PER", "LOCATION": "LOC", "GPE": "LOC", "PLACE": "LOC",
-                 "ORGANIZATION": "ORG", "ORGANISATION": "ORG", "TIME": "DATE"}
+_TYPE_ALIASES = {
+    "PERSON": "PER",
+    "PERS": "PER",
+    "LOCATION": "LOC",
+    "GPE": "LOC",
+    "PLACE": "LOC",
+    "ORGANIZATION": "ORG",
+    "ORGANISATION": "ORG",
+    "TIME": "DATE",
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,10 +121,23 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "page_id": self.page_id, "line_id": self.line_id, "snippet": self.snippet, "rank": self.rank,
-            "score": round(self.score, 4), "lines": list(self.lines),
-            "boxes": [{"line_id": b.line_id, "text": b.text, "hpos": b.hpos, "vpos": b.vpos, "width": b.width,
-                       "height": b.height} for b in self.boxes],
+            "page_id": self.page_id,
+            "line_id": self.line_id,
+            "snippet": self.snippet,
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "lines": list(self.lines),
+            "boxes": [
+                {
+                    "line_id": b.line_id,
+                    "text": b.text,
+                    "hpos": b.hpos,
+                    "vpos": b.vpos,
+                    "width": b.width,
+                    "height": b.height,
+                }
+                for b in self.boxes
+            ],
         }
 
 
@@ -131,8 +152,13 @@ class EntityEntry:
     surfaces: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "normalised": self.normalised, "count": self.count, "pages": list(self.pages),
-                "surfaces": list(self.surfaces)}
+        return {
+            "type": self.type,
+            "normalised": self.normalised,
+            "count": self.count,
+            "pages": list(self.pages),
+            "surfaces": list(self.surfaces),
+        }
 
 
 @dataclass
@@ -146,8 +172,13 @@ class SyncReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (page id, one-line reason)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"added": len(self.added), "updated": len(self.updated), "removed": len(self.removed),
-                "unchanged": self.unchanged, "failed": [{"page_id": p, "error": e} for p, e in self.failed]}
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "removed": len(self.removed),
+            "unchanged": self.unchanged,
+            "failed": [{"page_id": p, "error": e} for p, e in self.failed],
+        }
 
 
 @dataclass
@@ -208,8 +239,16 @@ def page_rows(page: Page) -> _PageRows:
         normalised = tag.label or surface
         boxes = [[line_ids[ln], *flat[p][1].box] for ln, p in refs]
         n += 1
-        ents.append((n, _entity_type(tag.type, tag.label), surface, normalised,
-                     line_ids[refs[0][0]] if refs else None, json.dumps(boxes)))
+        ents.append(
+            (
+                n,
+                _entity_type(tag.type, tag.label),
+                surface,
+                normalised,
+                line_ids[refs[0][0]] if refs else None,
+                json.dumps(boxes),
+            )
+        )
     return _PageRows(page.width, page.height, lines, words, " ".join(body), " ".join(extra), ents)
 
 
@@ -424,15 +463,28 @@ class Index:
         self.conn.execute(
             "INSERT INTO pages(doc, page_id, alto, sha256, mtime_ns, size, width, height, n_lines, n_words, indexed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (doc, page_id, stamp.alto, stamp.sha256, stamp.mtime_ns, stamp.size, rows.width, rows.height,
-             len(rows.lines), len(rows.words), time.time()),
+            (
+                doc,
+                page_id,
+                stamp.alto,
+                stamp.sha256,
+                stamp.mtime_ns,
+                stamp.size,
+                rows.width,
+                rows.height,
+                len(rows.lines),
+                len(rows.words),
+                time.time(),
+            ),
         )
         self._write_page_rows(doc, rows)
 
     def _write_page_rows(self, doc: int, rows: _PageRows) -> None:
         c = self.conn
         c.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ((doc, *r) for r in rows.lines))
-        c.executemany("INSERT INTO words VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ((doc, *r) for r in rows.words))
+        c.executemany(
+            "INSERT INTO words VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ((doc, *r) for r in rows.words)
+        )
         c.execute("INSERT INTO fts(rowid, body, extra) VALUES (?, ?, ?)", (doc, rows.body, rows.extra))
         c.executemany("INSERT INTO entities VALUES (?, ?, ?, ?, ?, ?, ?)", ((doc, *r) for r in rows.entities))
 
@@ -464,8 +516,12 @@ class Index:
 
     def stats(self) -> dict[str, int]:
         one = lambda q: self.conn.execute(q).fetchone()[0]  # noqa: E731
-        return {"pages": one("SELECT COUNT(*) FROM pages"), "lines": one("SELECT COUNT(*) FROM lines"),
-                "words": one("SELECT COUNT(*) FROM words"), "entities": one("SELECT COUNT(*) FROM entities")}
+        return {
+            "pages": one("SELECT COUNT(*) FROM pages"),
+            "lines": one("SELECT COUNT(*) FROM lines"),
+            "words": one("SELECT COUNT(*) FROM words"),
+            "entities": one("SELECT COUNT(*) FROM entities"),
+        }
 
     def page_size(self, page_id: str) -> tuple[int, int] | None:
         row = self.conn.execute("SELECT width, height FROM pages WHERE page_id = ?", (page_id,)).fetchone()
@@ -516,12 +572,16 @@ class Index:
             return []
         words = self.conn.execute(
             "SELECT pos, line_no, start, end, content, toks, full, hyph, hpos, vpos, width, height FROM words"
-            " WHERE doc = ? ORDER BY pos", (doc,)).fetchall()
+            " WHERE doc = ? ORDER BY pos",
+            (doc,),
+        ).fetchall()
         occ = _occurrences(words, terms)
         if not occ:
             return []
-        lines = {r[0]: (r[1], r[2]) for r in self.conn.execute(
-            "SELECT line_no, line_id, text FROM lines WHERE doc = ?", (doc,))}
+        lines = {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute("SELECT line_no, line_id, text FROM lines WHERE doc = ?", (doc,))
+        }
         groups: dict[int, list[tuple[list[int], list[tuple[int, int, int]]]]] = {}
         for idx, marks in occ:
             groups.setdefault(words[min(idx)][1], []).append((idx, marks))
@@ -547,14 +607,29 @@ class Index:
                 WordBox(lines[words[i][1]][0], words[i][4], words[i][8], words[i][9], words[i][10], words[i][11])
                 for i in sorted(idxs)
             )
-            hits.append(Hit(page[0], lines[first_line][0], snippet, boxes, 0, score, first_text[:s0], matched,
-                            last_text[e1:], tuple(lines[ln][0] for ln in involved)))
+            hits.append(
+                Hit(
+                    page[0],
+                    lines[first_line][0],
+                    snippet,
+                    boxes,
+                    0,
+                    score,
+                    first_text[:s0],
+                    matched,
+                    last_text[e1:],
+                    tuple(lines[ln][0] for ln in involved),
+                )
+            )
         return hits
 
     def entities(self, type: str | None = None) -> list[EntityEntry]:  # noqa: A002 - the entity type
         """The collection's index of names: entities grouped by (type, normalised form), most frequent first."""
-        sql = ("SELECT e.type, e.normalised, p.page_id, e.surface FROM entities e JOIN pages p ON p.doc = e.doc"
-               + (" WHERE e.type = ?" if type else "") + " ORDER BY p.page_id, e.n")
+        sql = (
+            "SELECT e.type, e.normalised, p.page_id, e.surface FROM entities e JOIN pages p ON p.doc = e.doc"
+            + (" WHERE e.type = ?" if type else "")
+            + " ORDER BY p.page_id, e.n"
+        )
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         for t, norm, pid, surface in self.conn.execute(sql, (type.upper(),) if type else ()):
             g = groups.setdefault((t, norm), {"count": 0, "pages": [], "surfaces": []})
@@ -571,9 +646,12 @@ class Index:
         """The entities of one page with their line and word boxes."""
         rows = self.conn.execute(
             "SELECT e.type, e.surface, e.normalised, e.line_id, e.boxes FROM entities e JOIN pages p ON p.doc = e.doc"
-            " WHERE p.page_id = ? ORDER BY e.n", (page_id,))
-        return [{"type": t, "surface": s, "normalised": n, "line_id": ln, "boxes": json.loads(b)}
-                for t, s, n, ln, b in rows]
+            " WHERE p.page_id = ? ORDER BY e.n",
+            (page_id,),
+        )
+        return [
+            {"type": t, "surface": s, "normalised": n, "line_id": ln, "boxes": json.loads(b)} for t, s, n, ln, b in rows
+        ]
 
 
 # --------------------------------------------------------------------------- collection-level
@@ -610,8 +688,9 @@ def rebuild(out_dir: str | Path, path: str | Path | None = None) -> SyncReport:
                     except (OSError, HTRError) as exc:
                         report.failed.append((pid, str(exc)))
                         continue
-                    idx._put_page(pid, PageStamp(str(f), hashlib.sha256(data).hexdigest(), st.st_mtime_ns, st.st_size),
-                                  rows)
+                    idx._put_page(
+                        pid, PageStamp(str(f), hashlib.sha256(data).hexdigest(), st.st_mtime_ns, st.st_size), rows
+                    )
                     report.added.append(pid)
         except sqlite3.Error as exc:
             raise IndexStoreError(f"cannot rebuild index: {exc}", path=str(idx.path)) from exc

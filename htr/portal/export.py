@@ -124,8 +124,9 @@ def export_iiif(out: str | Path, base_url: str, max_side: int = MAX_SIDE) -> Exp
     return ExportReport(dest, len(coll.documents), n_pages, files + 1, tuple(missing))
 
 
-def export_mets(out: str | Path, dest: str | Path | None = None, base_url: str | None = None,
-                max_side: int = MAX_SIDE) -> ExportReport:
+def export_mets(
+    out: str | Path, dest: str | Path | None = None, base_url: str | None = None, max_side: int = MAX_SIDE
+) -> ExportReport:
     """One METS file per document of OUT, in `dest` (default OUT/mets)."""
     coll = _collection(out)
     dest = Path(dest) if dest else coll.out / "mets"

@@ -49,8 +49,9 @@ def _fresh(dest: Path, alto: Path, size: tuple[int, int]) -> bool:
         return False
 
 
-def ensure_image(out: str | Path, page: PageEntry, width: int, height: int, max_side: int = MAX_SIDE,
-                 pdf_dpi: int = 300) -> Path | None:
+def ensure_image(
+    out: str | Path, page: PageEntry, width: int, height: int, max_side: int = MAX_SIDE, pdf_dpi: int = 300
+) -> Path | None:
     """OUT/images/<page>.jpg for a page whose ALTO is `width` x `height`, drawn if needed.
 
     None when the page has no known source or its source file is gone; ExportError (naming the
@@ -67,8 +68,11 @@ def ensure_image(out: str | Path, page: PageEntry, width: int, height: int, max_
             loaded = load(PageRef(page.id, page.source, page.index), Path(work), pdf_dpi)
             with open_image(loaded) as im:
                 if abs(im.width / im.height - width / height) > ASPECT_TOLERANCE * (width / height):
-                    raise ExportError(f"image is {im.width}x{im.height} but its ALTO page is {width}x{height} "
-                                      "(source changed since htr enrich?)", path=page.source)
+                    raise ExportError(
+                        f"image is {im.width}x{im.height} but its ALTO page is {width}x{height} "
+                        "(source changed since htr enrich?)",
+                        path=page.source,
+                    )
                 small = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     except HTRError as exc:
         if isinstance(exc, ExportError):

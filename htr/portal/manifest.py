@@ -39,8 +39,10 @@ def _prezi() -> Any:
     try:
         import iiif_prezi3
     except ImportError as exc:
-        raise ExportError("iiif-prezi3 is not installed: run `make install` (pyproject.toml [tool.htr] says why "
-                          "it is installed without its dependencies)") from exc
+        raise ExportError(
+            "iiif-prezi3 is not installed: run `make install` (pyproject.toml [tool.htr] says why "
+            "it is installed without its dependencies)"
+        ) from exc
     return iiif_prezi3
 
 
@@ -58,15 +60,18 @@ def _xywh(box: WBox) -> str:
 
 
 def _annotation(p: Any, aid: str, text: str, target: str) -> Any:
-    return p.Annotation(id=aid, motivation="supplementing", target=target,
-                        body=p.TextualBody(value=text, format="text/plain"))
+    return p.Annotation(
+        id=aid, motivation="supplementing", target=target, body=p.TextualBody(value=text, format="text/plain")
+    )
 
 
 def _line_page(p: Any, urls: Urls, doc: str, page: CanvasPage) -> Any:
     pid = page.entry.id
     base = urls.lines(doc, pid)[: -len(".json")]
-    items = [_annotation(p, f"{base}/{quote(ln.id, safe='')}", ln.text, f"{urls.canvas(pid)}#xywh={_xywh(ln.box)}")
-             for ln in page.alto.lines]
+    items = [
+        _annotation(p, f"{base}/{quote(ln.id, safe='')}", ln.text, f"{urls.canvas(pid)}#xywh={_xywh(ln.box)}")
+        for ln in page.alto.lines
+    ]
     return p.AnnotationPage(id=urls.lines(doc, pid), label=_label(f"{pid}: lines"), items=items)
 
 
@@ -74,8 +79,12 @@ def _word_page(p: Any, urls: Urls, doc: str, page: CanvasPage) -> Any:
     pid = page.entry.id
     base = urls.words(doc, pid)[: -len(".json")]
     words = [w for ln in page.alto.lines for w in ln.words]
-    items = [_annotation(p, f"{base}/{quote(w.string_id or f'w{n}', safe='')}", w.content,
-                         f"{urls.canvas(pid)}#xywh={_xywh(w.box)}") for n, w in enumerate(words, 1)]
+    items = [
+        _annotation(
+            p, f"{base}/{quote(w.string_id or f'w{n}', safe='')}", w.content, f"{urls.canvas(pid)}#xywh={_xywh(w.box)}"
+        )
+        for n, w in enumerate(words, 1)
+    ]
     return p.AnnotationPage(id=urls.words(doc, pid), label=_label(f"{pid}: words"), items=items)
 
 
@@ -97,19 +106,36 @@ def manifest(urls: Urls, doc: Document, pages: Sequence[CanvasPage], search: boo
     canvases = []
     for page in pages:
         pid = page.entry.id
-        c = p.Canvas(id=urls.canvas(pid), label=_label(pid), width=max(1, page.alto.width),
-                     height=max(1, page.alto.height))
+        c = p.Canvas(
+            id=urls.canvas(pid), label=_label(pid), width=max(1, page.alto.width), height=max(1, page.alto.height)
+        )
         if page.image_size:
             w, h = page.image_size
-            c.add_image(urls.image(pid), anno_id=f"{urls.canvas(pid)}/painting/image",
-                        anno_page_id=f"{urls.canvas(pid)}/painting", format="image/jpeg", width=w, height=h)
+            c.add_image(
+                urls.image(pid),
+                anno_id=f"{urls.canvas(pid)}/painting/image",
+                anno_page_id=f"{urls.canvas(pid)}/painting",
+                format="image/jpeg",
+                width=w,
+                height=h,
+            )
         else:
             c.items = [p.AnnotationPage(id=f"{urls.canvas(pid)}/painting", items=[])]
-        c.seeAlso = [p.LinkedResource(id=urls.alto(pid), type="Dataset", format="application/xml",
-                                      profile=ALTO_PROFILE, label=_label("ALTO 4.4"))]
-        c.annotations = [_line_page(p, urls, doc.id, page),
-                         p.AnnotationPageRefExtended(id=urls.words(doc.id, pid), type="AnnotationPage",
-                                                     label=_label(f"{pid}: words"))]
+        c.seeAlso = [
+            p.LinkedResource(
+                id=urls.alto(pid),
+                type="Dataset",
+                format="application/xml",
+                profile=ALTO_PROFILE,
+                label=_label("ALTO 4.4"),
+            )
+        ]
+        c.annotations = [
+            _line_page(p, urls, doc.id, page),
+            p.AnnotationPageRefExtended(
+                id=urls.words(doc.id, pid), type="AnnotationPage", label=_label(f"{pid}: words")
+            ),
+        ]
         canvases.append(c)
     m.items = canvases  # at once: add_item re-validates the whole list each time
     if search:

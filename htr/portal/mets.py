@@ -47,8 +47,9 @@ def _href(target: Path, mets_dir: Path, base_url: str | None, out: Path) -> str:
     return Path(os.path.relpath(target.resolve(), mets_dir.resolve())).as_posix()
 
 
-def page_files(doc: Document, out: Path, mets_dir: Path, base_url: str | None,
-               images: dict[str, Path | None]) -> list[MetsFiles]:
+def page_files(
+    doc: Document, out: Path, mets_dir: Path, base_url: str | None, images: dict[str, Path | None]
+) -> list[MetsFiles]:
     """The file locations of each page of `doc` (`images`: page id -> its derivative, if any)."""
     files = []
     for p in doc.pages:
@@ -56,9 +57,13 @@ def page_files(doc: Document, out: Path, mets_dir: Path, base_url: str | None,
         # a page that is a whole file (not one page of the document's multi-page PDF/TIFF)
         whole = src is not None and p.source != doc.source and src.suffix.lower() in _SINGLE_IMAGE and src.is_file()
         img = images.get(p.id)
-        files.append(MetsFiles(src.resolve().as_uri() if whole else None,
-                               _href(img, mets_dir, base_url, out) if img else None,
-                               _href(p.alto, mets_dir, base_url, out)))
+        files.append(
+            MetsFiles(
+                src.resolve().as_uri() if whole else None,
+                _href(img, mets_dir, base_url, out) if img else None,
+                _href(p.alto, mets_dir, base_url, out),
+            )
+        )
     return files
 
 
@@ -69,14 +74,27 @@ def _file(grp: etree._Element, fid: str, mime: str, href: str) -> None:
 
 def _mime(href: str) -> str:
     ext = href.rsplit(".", 1)[-1].lower()
-    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "tif": "image/tiff", "tiff": "image/tiff",
-            "jp2": "image/jp2", "bmp": "image/bmp", "webp": "image/webp", "gif": "image/gif"}.get(ext, "image")
+    return {
+        "jpg": "image/jpeg",
+        "jpeg": "image/jpeg",
+        "png": "image/png",
+        "tif": "image/tiff",
+        "tiff": "image/tiff",
+        "jp2": "image/jp2",
+        "bmp": "image/bmp",
+        "webp": "image/webp",
+        "gif": "image/gif",
+    }.get(ext, "image")
 
 
 def build_mets(doc: Document, files: Sequence[MetsFiles], software: str) -> etree._ElementTree:
     """The METS tree of `doc`; `files[k]` are the files of `doc.pages[k]`."""
-    root = etree.Element(_M + "mets", nsmap={"mets": METS_NS, "xlink": XLINK_NS, "xsi": XSI_NS},
-                         OBJID=doc.id, LABEL=xml_text(doc.label or doc.id))
+    root = etree.Element(
+        _M + "mets",
+        nsmap={"mets": METS_NS, "xlink": XLINK_NS, "xsi": XSI_NS},
+        OBJID=doc.id,
+        LABEL=xml_text(doc.label or doc.id),
+    )
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{METS_NS} {METS_LOCATION}")
     now = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     hdr = etree.SubElement(root, _M + "metsHdr", CREATEDATE=now)
@@ -102,8 +120,7 @@ def build_mets(doc: Document, files: Sequence[MetsFiles], software: str) -> etre
             sec.append(grp)
 
     smap = etree.SubElement(root, _M + "structMap", TYPE="PHYSICAL")
-    seq = etree.SubElement(smap, _M + "div", ID="PHYS_0000", TYPE="physSequence",
-                           LABEL=xml_text(doc.label or doc.id))
+    seq = etree.SubElement(smap, _M + "div", ID="PHYS_0000", TYPE="physSequence", LABEL=xml_text(doc.label or doc.id))
     for n, (page, mine) in enumerate(zip(doc.pages, ids), 1):
         div = etree.SubElement(seq, _M + "div", ID=f"PHYS_{n:04d}", TYPE="page", ORDER=str(n), ORDERLABEL=page.id)
         for fid in mine:

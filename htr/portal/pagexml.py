@@ -76,16 +76,18 @@ def build_page(page_id: str, alto: Page, image_filename: str, creator: str) -> e
     etree.SubElement(meta, _P + "Creator").text = xml_text(creator)
     etree.SubElement(meta, _P + "Created").text = now
     etree.SubElement(meta, _P + "LastChange").text = now
-    page = etree.SubElement(root, _P + "Page", imageFilename=xml_text(image_filename) or page_id,
-                            imageWidth=str(w), imageHeight=str(h))
+    page = etree.SubElement(
+        root, _P + "Page", imageFilename=xml_text(image_filename) or page_id, imageWidth=str(w), imageHeight=str(h)
+    )
 
     lines_of: dict[str, list] = {}
     for ln in alto.lines:
         lines_of.setdefault(ln.block_id, []).append(ln)
     region_ids = [ids(b.id, f"r{n}") for n, b in enumerate(alto.blocks, 1)]
     if region_ids:
-        og = etree.SubElement(etree.SubElement(page, _P + "ReadingOrder"), _P + "OrderedGroup",
-                              id=ids(f"ro_{page_id}", "ro"))
+        og = etree.SubElement(
+            etree.SubElement(page, _P + "ReadingOrder"), _P + "OrderedGroup", id=ids(f"ro_{page_id}", "ro")
+        )
         for k, rid in enumerate(region_ids):
             etree.SubElement(og, _P + "RegionRefIndexed", index=str(k), regionRef=rid)
     for block, rid in zip(alto.blocks, region_ids):

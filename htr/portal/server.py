@@ -33,15 +33,25 @@ from htr.portal.viewdata import document_json, page_json
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LOW_CONFIDENCE = 0.5
-_MEDIA = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".txt": "text/plain",
-          ".png": "image/png", ".svg": "image/svg+xml", ".map": "application/json"}
+_MEDIA = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".txt": "text/plain",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".map": "application/json",
+}
 IIIF_MEDIA = 'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json"'
 
 
 def static_files() -> dict[str, Path]:
     """Every file under htr/portal/static, by its path relative to it (posix)."""
-    return {p.relative_to(STATIC_DIR).as_posix(): p for p in sorted(STATIC_DIR.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.relative_to(STATIC_DIR).as_posix(): p
+        for p in sorted(STATIC_DIR.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 class _Catalog:
@@ -61,6 +71,7 @@ class _Catalog:
                 return p.stat().st_mtime_ns
             except OSError:
                 return 0
+
         return (mtime(self.out / "run.json"), mtime(self.out / "alto"))
 
     def get(self) -> Collection:
@@ -86,8 +97,13 @@ class _Catalog:
             return self.image_locks.setdefault(page_id, threading.Lock())
 
 
-def create_app(out: str | Path, base_url: str | None = None, page_size: int = 100, max_side: int = MAX_SIDE,
-               low_confidence: float = LOW_CONFIDENCE) -> Any:
+def create_app(
+    out: str | Path,
+    base_url: str | None = None,
+    page_size: int = 100,
+    max_side: int = MAX_SIDE,
+    low_confidence: float = LOW_CONFIDENCE,
+) -> Any:
     """The reading room's Starlette application over output folder `out` (needs OUT/index.sqlite)."""
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -135,8 +151,11 @@ def create_app(out: str | Path, base_url: str | None = None, page_size: int = 10
 
     def canvas_page(entry: PageEntry) -> CanvasPage:
         alto = alto_of(entry)
-        has_image = alto.width > 0 and alto.height > 0 and (
-            bool(entry.source) and Path(entry.source).is_file() or image_path(out, entry.id).is_file())
+        has_image = (
+            alto.width > 0
+            and alto.height > 0
+            and (bool(entry.source) and Path(entry.source).is_file() or image_path(out, entry.id).is_file())
+        )
         return CanvasPage(entry, alto, derivative_size(alto.width, alto.height, max_side) if has_image else None)
 
     def iiif(body: dict[str, Any]) -> JSONResponse:
@@ -159,8 +178,9 @@ def create_app(out: str | Path, base_url: str | None = None, page_size: int = 10
         return static(request.path_params["name"])
 
     def api_documents(request: Request) -> JSONResponse:
-        return JSONResponse({"documents": [document_json(d) for d in catalog.get().documents],
-                             "collection": "/iiif/collection.json"})
+        return JSONResponse(
+            {"documents": [document_json(d) for d in catalog.get().documents], "collection": "/iiif/collection.json"}
+        )
 
     def api_page(request: Request) -> JSONResponse:
         pid = request.path_params["page"]
@@ -197,6 +217,7 @@ def create_app(out: str | Path, base_url: str | None = None, page_size: int = 10
             if not path.is_file():
                 raise not_found("file")
             return FileResponse(path, media_type=media)
+
         return endpoint
 
     def report(request: Request) -> Response:
@@ -263,16 +284,26 @@ def create_app(out: str | Path, base_url: str | None = None, page_size: int = 10
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"]),
-                    Middleware(BaseHTTPMiddleware, dispatch=headers)],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"]),
+            Middleware(BaseHTTPMiddleware, dispatch=headers),
+        ],
         exception_handlers={HTTPException: http_error, HTRError: htr_error, Exception: server_error},
     )
 
 
-def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8080, base_url: str | None = None,
-          page_size: int = 100, max_side: int = MAX_SIDE, low_confidence: float = LOW_CONFIDENCE) -> None:
+def serve(
+    out: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    base_url: str | None = None,
+    page_size: int = 100,
+    max_side: int = MAX_SIDE,
+    low_confidence: float = LOW_CONFIDENCE,
+) -> None:
     """Run the reading room until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(out, base_url, page_size, max_side, low_confidence), host=host, port=port,
-                log_level="warning")
+    uvicorn.run(
+        create_app(out, base_url, page_size, max_side, low_confidence), host=host, port=port, log_level="warning"
+    )

@@ -20,8 +20,12 @@ METS_XSD = SCHEMA_DIR / "mets.xsd"
 _xsd_lock = threading.Lock()  # an lxml XMLSchema keeps its error log on the object
 
 
-_CLASSES = {"Manifest": "manifest", "Collection": "collection", "AnnotationPage": "annotationPage",
-            "AnnotationCollection": "annotationCollection"}
+_CLASSES = {
+    "Manifest": "manifest",
+    "Collection": "collection",
+    "AnnotationPage": "annotationPage",
+    "AnnotationCollection": "annotationCollection",
+}
 
 
 @functools.lru_cache(maxsize=8)

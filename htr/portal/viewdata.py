@@ -20,18 +20,36 @@ def _q(s: str) -> str:
 
 def document_json(doc: Document) -> dict[str, Any]:
     """A document and its pages, for the reading room's list."""
-    return {"id": doc.id, "label": doc.label or doc.id, "manifest": f"/iiif/{_q(doc.id)}/manifest.json",
-            "pages": [{"id": p.id, "view": f"/view/{_q(p.id)}", "thumb": f"/thumbs/{_q(p.id)}.jpg"} for p in doc.pages]}
+    return {
+        "id": doc.id,
+        "label": doc.label or doc.id,
+        "manifest": f"/iiif/{_q(doc.id)}/manifest.json",
+        "pages": [{"id": p.id, "view": f"/view/{_q(p.id)}", "thumb": f"/thumbs/{_q(p.id)}.jpg"} for p in doc.pages],
+    }
 
 
-def page_json(doc: Document, position: int, alto: Page, image_size: tuple[int, int] | None,
-              entities: list[dict[str, Any]], low_confidence: float) -> dict[str, Any]:
+def page_json(
+    doc: Document,
+    position: int,
+    alto: Page,
+    image_size: tuple[int, int] | None,
+    entities: list[dict[str, Any]],
+    low_confidence: float,
+) -> dict[str, Any]:
     """The viewer's data for page `doc.pages[position]`."""
     page = doc.pages[position]
     lines = []
     for ln in alto.lines:
-        words = [{"id": w.string_id, "text": w.content, "box": list(w.box), "wc": w.wc,
-                  "low": w.wc is not None and w.wc < low_confidence} for w in ln.words]
+        words = [
+            {
+                "id": w.string_id,
+                "text": w.content,
+                "box": list(w.box),
+                "wc": w.wc,
+                "low": w.wc is not None and w.wc < low_confidence,
+            }
+            for w in ln.words
+        ]
         lines.append({"id": ln.id, "text": ln.text, "box": list(ln.box), "words": words})
     return {
         "id": page.id,
