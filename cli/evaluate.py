@@ -1,27 +1,20 @@
 """`htr evaluate`: score predicted ALTO (--pred) or a recognition model (--model) against ground truth.
 
 The scoring is htr/evaluate.py, the HTML page htr/evaluate_report.py; this module only parses the
-command line and prints.
+command line and prints; both are imported when the command runs, not to build the parser.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cli.exitcodes import EXIT_FAILURES, EXIT_OK, EXIT_USAGE
 from htr.errors import ConfigError, HTRError
-from htr.evaluate import (
-    EvalResult,
-    Normalization,
-    evaluate_model,
-    evaluate_predictions,
-    load_gt,
-    print_summary,
-    write_json,
-)
-from htr.evaluate_report import write_html
 
-EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from htr.evaluate import EvalResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,13 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--no-superscript-marker", action="store_true", help="drop the ^ superscript marker before comparing"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run_cli)
+    p.set_defaults(func=run)
     return p
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error."""
     from rich.console import Console
+
+    from htr.evaluate import Normalization, evaluate_model, evaluate_predictions, load_gt, print_summary, write_json
+    from htr.evaluate_report import write_html
 
     err = Console(stderr=True)
     out = Console()
@@ -102,7 +98,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.html:
         write_html(result, args.html, worst=args.worst)
         err.print(f"HTML: {args.html}", highlight=False)
-    return EXIT_OK if result.pages else EXIT_NOTHING
+    return EXIT_OK if result.pages else EXIT_FAILURES  # nothing could be scored
 
 
 def _with_errors(result: EvalResult, errors: list[str]) -> EvalResult:
