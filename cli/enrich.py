@@ -76,7 +76,7 @@ def _run_enrich(args: argparse.Namespace, settings: RunSettings, console: Consol
     from flows.runtime import prefect_api
     from htr.errors import RunFailed
 
-    counts = {"done": 0, "failed": 0, "skipped": 0}
+    counts: dict[str, Any] = {"done": 0, "failed": 0, "skipped": 0}  # the progress task's fields
     started = time.monotonic()
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         if args.pred is not None and not args.pred.exists():
             raise ConfigError("no such prediction folder", path=str(args.pred))
         pages, errors = load_gt(args.gt)
-        for e in errors:
-            err.print(f"[yellow]warning[/] {e}", markup=True, highlight=False)
+        for msg in errors:
+            err.print(f"[yellow]warning[/] {msg}", markup=True, highlight=False)
         if not pages:
             err.print("htr evaluate: no readable ground-truth ALTO/PAGE file in " + ", ".join(map(str, args.gt)))
             return EXIT_USAGE
@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     except HTRError as e:
         err.print(f"htr evaluate: error: {e}", highlight=False)
         return EXIT_USAGE
-    for e in result.errors[len(errors) :]:
-        err.print(f"[yellow]warning[/] {e}", highlight=False)
+    for msg in result.errors[len(errors) :]:
+        err.print(f"[yellow]warning[/] {msg}", highlight=False)
     if result.unpaired_gt:
         err.print(f"{len(result.unpaired_gt)} GT page(s) without a prediction (not scored)", highlight=False)
     if result.unpaired_pred:
