@@ -32,10 +32,11 @@ install: $(STAMP) $(VIEWER_JS)
 run: $(STAMP)
 	$(BIN)/htr enrich sample_images -o $(OUT)
 
-# ruff lint and format check ([tool.ruff] in pyproject.toml); `make test` runs it first.
+# ruff lint and format check, mypy ([tool.ruff], [tool.mypy] in pyproject.toml); `make test` runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
+	$(BIN)/mypy
 
 test: $(STAMP) $(VIEWER_JS) lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra --durations=25 $(PYTEST_ARGS)

@@ -9,6 +9,7 @@ double-escaped, image files one folder above the XML, PNG data behind a
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def read_gt(path: str | Path, require_image: bool = True) -> Page:
 
 
 def find_gt_files(
-    sources: list[str | Path], prefer: str = "alto", problems: list[tuple[str, str]] | None = None
+    sources: Sequence[str | Path], prefer: str = "alto", problems: list[tuple[str, str]] | None = None
 ) -> list[Path]:
     """All ALTO/PAGE XML files under the sources; when a document has both, keep `prefer` only.
 

@@ -63,8 +63,8 @@ def _num(el: etree._Element, attr: str) -> float | None:
 
 
 def _box(el: etree._Element) -> WBox | None:
-    vals = [_num(el, a) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
-    if any(v is None for v in vals):
+    vals = [v for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT") if (v := _num(el, a)) is not None]
+    if len(vals) < 4:
         return None
     try:
         x, y, w, h = (int(round(v)) for v in vals)
@@ -228,6 +228,7 @@ def _read_alto(path: Path, root: etree._Element) -> Page:
         a, b = cur.words[-1], nxt.words[0]
         if a.hyph or b.hyph:
             continue
+        stem: str | None
         if cur.has_hyp:
             stem = a.content.rstrip("-¬")
         else:

@@ -117,6 +117,22 @@ def _num(el: etree._Element, attr: str) -> float | None:
         return None  # not a float: the XSD reports it
 
 
+def _xywh(el: etree._Element) -> tuple[float, float, float, float] | None:
+    """HPOS, VPOS, WIDTH, HEIGHT, or None when one is missing or not a number."""
+    x, y, w, h = (_num(el, a) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+    return None if x is None or y is None or w is None or h is None else (x, y, w, h)
+
+
+def _sticks_out(box: tuple[float, float, float, float], outer: tuple[float, float, float, float]) -> bool:
+    (x, y, w, h), (ox, oy, ow, oh) = box, outer
+    return x < ox - EPS or y < oy - EPS or x + w > ox + ow + EPS or y + h > oy + oh + EPS
+
+
+def _fmt_box(box: tuple[float, float, float, float]) -> str:
+    x, y, w, h = box
+    return f"{_fmt(x)},{_fmt(y)} {_fmt(w)}x{_fmt(h)}"
+
+
 def _owner_id(el: etree._Element | None) -> str | None:
     """ID of the element or of its nearest ancestor that has one."""
     while el is not None:
@@ -238,15 +254,12 @@ def _page_problems(page: etree._Element, where: str) -> list[Problem]:
             if name == "String":
                 line = el.getparent()
                 if line is not None and _local(line) == "TextLine":
-                    lx, ly, lw, lh = (_num(line, a) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
-                    if None not in (x, y, w, h, lx, ly, lw, lh) and (
-                        x < lx - EPS or y < ly - EPS or x + w > lx + lw + EPS or y + h > ly + lh + EPS
-                    ):
+                    sbox, lbox = _xywh(el), _xywh(line)  # a missing number: the XSD reports it
+                    if sbox is not None and lbox is not None and _sticks_out(sbox, lbox):
                         add(
                             el,
                             "word-in-line",
-                            f"String box {_fmt(x)},{_fmt(y)} {_fmt(w)}x{_fmt(h)} is not inside its TextLine box "
-                            f"{_fmt(lx)},{_fmt(ly)} {_fmt(lw)}x{_fmt(lh)}",
+                            f"String box {_fmt_box(sbox)} is not inside its TextLine box {_fmt_box(lbox)}",
                         )
         for attr, owner in (("BASELINE", "TextLine"), ("POINTS", "Polygon")):
             if name != owner or el.get(attr) is None:

@@ -294,7 +294,8 @@ def _strings(
 def _word_spans(lt: LineText) -> list[tuple[int, int]]:
     """Character span of each word of `lt` in `lt.text` (words found in order; a word that cannot be
     found is placed after the previous one, as if words were separated by single spaces)."""
-    out, cur = [], 0
+    out: list[tuple[int, int]] = []
+    cur = 0
     for w in lt.words:
         i = lt.text.find(w.text, cur) if w.text else -1
         if i < 0:
@@ -310,8 +311,8 @@ def _entity_refs(
     """NamedEntityTag ids for the entities that cover at least one String, and, per segmentation
     line id, String number -> tag ids. Entity spans are (line_id, start, end) in the line's text."""
     first: dict[str, LineText] = {}
-    for lt in text.lines if text else ():
-        first.setdefault(lt.line_id, lt)
+    for t in text.lines if text else ():
+        first.setdefault(t.line_id, t)
     placed = {ln.id for ln in seg.lines}
     tags: list[tuple[str, Any]] = []
     refs: dict[str, dict[int, list[str]]] = {}
@@ -441,8 +442,8 @@ def build_alto(
             bbox = (0, 0, width, height)
         tb = etree.SubElement(ps, _A + "TextBlock", ID=bid)
         _set_box(tb, bbox)
-        if blk.region is not None and (tid := tag_ids.get(("block", blk.region.type))):
-            tb.set("TAGREFS", tid)
+        if blk.region is not None and (tagref := tag_ids.get(("block", blk.region.type))):
+            tb.set("TAGREFS", tagref)
         _add_shape(tb, region_pts)
         for ln, lbox, poly, base in line_geo:
             n_line += 1
@@ -456,8 +457,8 @@ def build_alto(
             _set_box(tl, lbox)
             if len(base) >= 2:
                 tl.set("BASELINE", _points_attr(base))
-            if tid := tag_ids.get(("line", ln.type)):
-                tl.set("TAGREFS", tid)
+            if tagref := tag_ids.get(("line", ln.type)):
+                tl.set("TAGREFS", tagref)
             _add_shape(tl, poly)
             _strings(tl, lid, lbox, _take(texts, ln.id), ne_refs.pop(ln.id, None))
     return etree.ElementTree(root)

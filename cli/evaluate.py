@@ -1,27 +1,20 @@
 """`htr evaluate`: score predicted ALTO (--pred) or a recognition model (--model) against ground truth.
 
 The scoring is htr/evaluate.py, the HTML page htr/evaluate_report.py; this module only parses the
-command line and prints.
+command line and prints; both are imported when the command runs, not to build the parser.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cli.exitcodes import EXIT_FAILURES, EXIT_OK, EXIT_USAGE
 from htr.errors import ConfigError, HTRError
-from htr.evaluate import (
-    EvalResult,
-    Normalization,
-    evaluate_model,
-    evaluate_predictions,
-    load_gt,
-    print_summary,
-    write_json,
-)
-from htr.evaluate_report import write_html
 
-EXIT_OK, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from htr.evaluate import EvalResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,13 +43,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--no-superscript-marker", action="store_true", help="drop the ^ superscript marker before comparing"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=run_cli)
+    p.set_defaults(func=run)
     return p
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error."""
     from rich.console import Console
+
+    from htr.evaluate import Normalization, evaluate_model, evaluate_predictions, load_gt, print_summary, write_json
+    from htr.evaluate_report import write_html
 
     err = Console(stderr=True)
     out = Console()
@@ -68,8 +64,8 @@ def run_cli(args: argparse.Namespace) -> int:
         if args.pred is not None and not args.pred.exists():
             raise ConfigError("no such prediction folder", path=str(args.pred))
         pages, errors = load_gt(args.gt)
-        for e in errors:
-            err.print(f"[yellow]warning[/] {e}", markup=True, highlight=False)
+        for msg in errors:
+            err.print(f"[yellow]warning[/] {msg}", markup=True, highlight=False)
         if not pages:
             err.print("htr evaluate: no readable ground-truth ALTO/PAGE file in " + ", ".join(map(str, args.gt)))
             return EXIT_USAGE
@@ -89,8 +85,8 @@ def run_cli(args: argparse.Namespace) -> int:
     except HTRError as e:
         err.print(f"htr evaluate: error: {e}", highlight=False)
         return EXIT_USAGE
-    for e in result.errors[len(errors) :]:
-        err.print(f"[yellow]warning[/] {e}", highlight=False)
+    for msg in result.errors[len(errors) :]:
+        err.print(f"[yellow]warning[/] {msg}", highlight=False)
     if result.unpaired_gt:
         err.print(f"{len(result.unpaired_gt)} GT page(s) without a prediction (not scored)", highlight=False)
     if result.unpaired_pred:
@@ -102,7 +98,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.html:
         write_html(result, args.html, worst=args.worst)
         err.print(f"HTML: {args.html}", highlight=False)
-    return EXIT_OK if result.pages else EXIT_NOTHING
+    return EXIT_OK if result.pages else EXIT_FAILURES  # nothing could be scored
 
 
 def _with_errors(result: EvalResult, errors: list[str]) -> EvalResult:

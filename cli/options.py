@@ -1,8 +1,16 @@
-"""Options shared by the sub-commands that enrich pages (`htr enrich`, `htr watch`), and the settings they make."""
+"""What several sub-commands share: the options of those that enrich pages (`htr enrich`, `htr watch`) and the
+settings they make; the output folder the index and portal sub-commands read."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from htr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from htr.config import RunSettings
 
 DEFAULT_PREPROCESS = "default"  # the measured profile (docs/PREPROCESSING.md)
 
@@ -27,7 +35,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from(args: argparse.Namespace, **extra):
+def settings_from(args: argparse.Namespace, **extra: Any) -> RunSettings:
     """RunSettings from the options `add_run_options` added (ConfigError on bad values)."""
     from htr.config import make_settings
 
@@ -42,3 +50,10 @@ def settings_from(args: argparse.Namespace, **extra):
         preprocess={"steps": args.preprocess or ("none" if extra.get("segmentation_from") else DEFAULT_PREPROCESS)},
         **extra,
     )
+
+
+def output_folder(path: Path) -> Path:
+    """OUT of `htr index`, `search`, `entities`, `export` and `serve`: an existing folder (ConfigError if not)."""
+    if not Path(path).is_dir():
+        raise ConfigError("no such output folder", path=str(path))
+    return Path(path)

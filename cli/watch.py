@@ -9,11 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli.exitcodes import EXIT_FAILURES, EXIT_OK
 from cli.options import add_run_options, settings_from
 from htr.errors import HTRError
 
 
-def _watch(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """`htr watch`: serve the schedule until Ctrl-C, or with --once scan and enrich once (1: too many failures)."""
     from flows.watch import parse_every, scheduling_api, serve_watch, watch_inbox
 
     settings = settings_from(args).model_dump()
@@ -36,7 +38,7 @@ def _watch(args: argparse.Namespace) -> int:
             ),
             file=sys.stderr,
         )
-        return 1 if s and s.get("pages") and s.get("failure_ratio", 0) > args.max_failures else 0
+        return EXIT_FAILURES if s and s.get("pages") and s.get("failure_ratio", 0) > args.max_failures else EXIT_OK
     out = Path(args.output)
     with scheduling_api(out / ".state" / "watch" / "server.log") as url:
         when = f"cron {args.cron!r}" if args.cron else f"every {args.every}"
@@ -47,10 +49,10 @@ def _watch(args: argparse.Namespace) -> int:
         serve_watch(
             str(inbox), str(out), settings, every, args.cron, args.timezone, args.settle, args.cluster, args.name
         )
-    return 0
+    return EXIT_OK
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `htr watch` to the `htr` command's sub-commands."""
     w = subparsers.add_parser(
         "watch",
@@ -73,4 +75,4 @@ def register(subparsers) -> None:
     add_run_options(w)  # --model --workers --threads --device --max-failures --batch-size --pdf-dpi --cluster ...
     w.add_argument("--name", help="deployment name (default: watch-<output folder>)")
     w.add_argument("--once", action="store_true", help="scan and enrich once now, then exit (no schedule)")
-    w.set_defaults(func=_watch)
+    w.set_defaults(func=run)

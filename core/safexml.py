@@ -29,8 +29,8 @@ class XmlLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_bytes: int = Field(32 * 2**20, ge=1024)
-    max_depth: int = Field(128, ge=4, le=256)
+    max_bytes: int = Field(default=32 * 2**20, ge=1024)
+    max_depth: int = Field(default=128, ge=4, le=256)
 
     @classmethod
     def from_env(cls) -> XmlLimits:

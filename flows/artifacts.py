@@ -16,8 +16,9 @@ import logging
 import re
 import resource
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 logger = logging.getLogger("htr.artifacts")
@@ -44,6 +45,15 @@ def _current_flow_run_id() -> UUID | None:
 
     ctx = FlowRunContext.get()
     return ctx.flow_run.id if ctx and ctx.flow_run else None
+
+
+T = TypeVar("T")
+
+
+def _sync(value: T | Coroutine[Any, Any, T]) -> T:
+    """What a Prefect artifact function returned: called from sync code (as here), the value itself."""
+    assert not isinstance(value, Coroutine), "called from async code"
+    return value
 
 
 class RunArtifacts:
@@ -93,10 +103,12 @@ class RunArtifacts:
 
         self.total = len(plan.pending)
         self.skipped = len(plan.skipped)
-        self.progress_id = create_progress_artifact(
-            progress=0.0 if self.total else 100.0,
-            key=artifact_key(self.output, "progress"),
-            description=self._description(),
+        self.progress_id = _sync(
+            create_progress_artifact(
+                progress=0.0 if self.total else 100.0,
+                key=artifact_key(self.output, "progress"),
+                description=self._description(),
+            )
         )
         self.last_update = time.monotonic()
 
@@ -112,6 +124,8 @@ class RunArtifacts:
     def _update_progress(self) -> None:
         from prefect.artifacts import update_progress_artifact
 
+        if self.progress_id is None:  # no progress artifact was made
+            return
         pct = 100.0 * self.finished / self.total if self.total else 100.0
         update_progress_artifact(self.progress_id, min(100.0, pct), description=self._description())
         self.updates += 1
@@ -126,15 +140,19 @@ class RunArtifacts:
 
             if self.progress_id is not None:
                 self._update_progress()
-            ids["failures"] = create_table_artifact(
-                table=self.failed or [{"page": "", "source": "", "error": "no failed page"}],
-                key=artifact_key(self.output, "failures"),
-                description=f"{len(self.failed)} failed page(s) in {self.output}",
+            ids["failures"] = _sync(
+                create_table_artifact(
+                    table=self.failed or [{"page": "", "source": "", "error": "no failed page"}],
+                    key=artifact_key(self.output, "failures"),
+                    description=f"{len(self.failed)} failed page(s) in {self.output}",
+                )
             )
-            ids["summary"] = create_markdown_artifact(
-                markdown=self.markdown(summary),
-                key=artifact_key(self.output, "summary"),
-                description=f"enrich-collection summary for {self.output}",
+            ids["summary"] = _sync(
+                create_markdown_artifact(
+                    markdown=self.markdown(summary),
+                    key=artifact_key(self.output, "summary"),
+                    description=f"enrich-collection summary for {self.output}",
+                )
             )
         except Exception as e:  # pragma: no cover - API hiccup
             self._warn(e)

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
@@ -121,7 +122,9 @@ def _run_pool(
     when the pool broke).
     """
     out = Path(plan.output)
-    queue, inflight, lost = deque(refs), {}, []
+    queue = deque(refs)
+    inflight: dict[Any, PageRef] = {}  # future (Prefect or Dask) -> its page
+    lost: list[PageRef] = []
     window = max(2 * workers, 256) if cluster else 2 * workers  # keeps every worker busy, nothing more
     params = {"output": plan.output, "settings": settings.model_dump(), "models": plan.models.to_dict()}
     with make_runner(workers, settings, cluster) as runner:
@@ -177,7 +180,8 @@ def enrich_collection(
             f"{summary['failed']} of {summary['pages']} pages failed "
             f"({summary['failure_ratio']:.1%}), above max_failures {cfg.max_failures:.1%}"
         )
-        return Failed(message=why, data=RunFailed(why, summary, path=str(Path(output) / "run.json")))
+        # a flow that returns a State ends in it: callers get RunFailed raised, never this object
+        return Failed(message=why, data=RunFailed(why, summary, path=str(Path(output) / "run.json")))  # type: ignore[return-value]
     return summary
 
 

@@ -55,7 +55,7 @@ def prefect_api(quiet: bool = True) -> Iterator[str]:
         server.stop()
 
 
-def _server_class():
+def _server_class() -> type:
     """Prefect's temporary API server, started through `htr.lifeline` so it dies with this process.
 
     Same command as Prefect 3.9's `SubprocessASGIServer._run_uvicorn_command` (pinned version),

@@ -164,7 +164,7 @@ def scan_inbox(inbox: str | Path, output: str | Path, settle_seconds: float = 30
         sig = (st.st_size, st.st_mtime_ns)
         old = prev.get(rel)
         same = old is not None and (old.get("size"), old.get("mtime_ns")) == sig
-        since = float(old["since"]) if same else now
+        since = float(old["since"]) if old is not None and same else now
         seen[rel] = {"size": sig[0], "mtime_ns": sig[1], "since": since}
         if _under_done(rel, done) or now - since >= settle_seconds:
             complete.append(rel)
@@ -391,7 +391,7 @@ def scheduling_api(log_file: Path | None = None, timeout: float = 180.0) -> Iter
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if log_file:
+        if not isinstance(log, int):  # a file, not subprocess.DEVNULL
             log.close()
 
 

@@ -154,6 +154,7 @@ class Indexer:
 
     def listen(self, kind: str, payload: object) -> None:
         if kind == "page":
+            assert isinstance(payload, PageResult)
             self.page(payload)
 
     def page(self, result: PageResult) -> None:

@@ -19,7 +19,7 @@ class _Strict(BaseModel):
 class LoadSettings(_Strict):
     """How source files become page images."""
 
-    pdf_dpi: int = Field(300, ge=50, le=1200)
+    pdf_dpi: int = Field(default=300, ge=50, le=1200)
 
 
 class PreprocessSettings(_Strict):
@@ -49,8 +49,8 @@ class RecognizeSettings(_Strict):
     """Kraken line recognition."""
 
     model: str = "default"  # a name from models/manifest.json or a path to a model file
-    batch_size: int = Field(1, ge=1, le=256)
-    padding: int = Field(16, ge=0, le=256)
+    batch_size: int = Field(default=1, ge=1, le=256)
+    padding: int = Field(default=16, ge=0, le=256)
 
 
 class RunSettings(_Strict):
@@ -61,9 +61,9 @@ class RunSettings(_Strict):
     segment: SegmentSettings = SegmentSettings()
     recognize: RecognizeSettings = RecognizeSettings()
     device: str = "cpu"
-    workers: int = Field(0, ge=0, le=256)  # 0: choose from cores and memory
-    threads_per_worker: int = Field(1, ge=1, le=64)
-    max_failures: float = Field(0.1, ge=0.0, le=1.0)
+    workers: int = Field(default=0, ge=0, le=256)  # 0: choose from cores and memory
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    max_failures: float = Field(default=0.1, ge=0.0, le=1.0)
     force: bool = False
     segmentation_from: Literal["alto", "page"] | None = None  # re-read lines of existing ALTO/PAGE files
     entities: bool = True  # named entities (spaCy fr_core_news_sm + French date rules) into the ALTO

@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import regex
 from lxml import etree
@@ -506,7 +506,22 @@ def _line(
     )
 
 
-def _score_of(lines: Sequence[LineScore], **counts: int) -> Score:
+class _LineCounts(TypedDict, total=False):
+    """Line counts of one page, added to its Score as they are (Score's fields of the same names)."""
+
+    gt_lines: int
+    placeholder_lines: int
+    empty_lines: int
+    no_geometry_lines: int
+    pred_lines: int
+    pred_no_geometry_lines: int
+    matched_lines: int
+    detected_lines: int
+    missed_lines: int
+    extra_lines: int
+
+
+def _score_of(lines: Sequence[LineScore], **counts: Unpack[_LineCounts]) -> Score:
     rated = [ln.char_edits / ln.chars for ln in lines if ln.chars]
     return Score(
         pages=1,
@@ -638,6 +653,12 @@ def _file_sha256(path: Path) -> str | None:
     return h.hexdigest()
 
 
+def _image(page: GTPage) -> Path:
+    """The page's image path, which `read_gt` always sets (resolved, or the name beside the XML)."""
+    assert page.image_path is not None
+    return page.image_path
+
+
 def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, GTPage]]:
     """One prediction per scan: the `<id>-L` / `<id>-R` ALTO of a split double page are joined.
 
@@ -651,7 +672,7 @@ def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, 
     for path, p in preds:
         stem = path.stem
         if stem.endswith(("-L", "-R")):
-            groups[(stem[:-2], p.image_path.name)].append((path, p))
+            groups[(stem[:-2], _image(p).name)].append((path, p))
         else:
             out.append((path, p))
     for (_, _), members in groups.items():
@@ -668,10 +689,10 @@ def pair_pages(
     """Pair predicted pages with GT pages by image base name, by image sha256 when the name is ambiguous."""
     gt_by_name: dict[str, list[GTPage]] = defaultdict(list)
     for g in gt_pages:
-        gt_by_name[g.image_path.name].append(g)
+        gt_by_name[_image(g).name].append(g)
     pred_by_name: dict[str, list[tuple[Path, GTPage]]] = defaultdict(list)
     for path, p in preds:
-        pred_by_name[p.image_path.name].append((path, p))
+        pred_by_name[_image(p).name].append((path, p))
     pairs: list[tuple[GTPage, Path, GTPage]] = []
     notes: list[str] = []
     for name, plist in pred_by_name.items():
@@ -683,7 +704,7 @@ def pair_pages(
             continue
         by_sha: dict[str | None, list[GTPage]] = defaultdict(list)
         for g in glist:
-            by_sha[_file_sha256(g.image_path)].append(g)
+            by_sha[_file_sha256(_image(g))].append(g)
         taken: set[Path] = set()
         for path, p in plist:
             sha = _pred_sha256(path)
@@ -794,7 +815,9 @@ def score_model_page(
             no_geom += 1
         else:
             used.append(ln)
-    counts = dict(gt_lines=len(page.lines), placeholder_lines=placeholder, empty_lines=empty, no_geometry_lines=no_geom)
+    counts = _LineCounts(
+        gt_lines=len(page.lines), placeholder_lines=placeholder, empty_lines=empty, no_geometry_lines=no_geom
+    )
     if not used:
         return _score_of([], **counts), []
     im = open_page_image(page)

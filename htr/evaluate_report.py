@@ -128,17 +128,17 @@ def render_html(result: EvalResult, worst: int = 50) -> str:
     images = {p.key: p.image_path for p in result.pages}
     lines = result.worst_lines(worst)
     crops: dict[int, str] = {}
-    by_page: dict[str, list[int]] = defaultdict(list)
+    by_page: dict[str, list[tuple[int, Box]]] = defaultdict(list)
     for k, ln in enumerate(lines):
         if ln.box is not None:
-            by_page[ln.page].append(k)
+            by_page[ln.page].append((k, ln.box))
     for page, ks in by_page.items():
         im = _open(images.get(page, ""))
         if im is None:
             continue
-        for k in ks:
+        for k, box in ks:
             try:
-                crops[k] = crop_jpeg(im, lines[k].box)
+                crops[k] = crop_jpeg(im, box)
             except ValueError:
                 pass
         im.close()

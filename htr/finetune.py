@@ -106,10 +106,12 @@ def _augment(img: np.ndarray, rng: random.Random) -> np.ndarray:
     try:
         import cv2
     except ImportError:  # pragma: no cover - bare GPU machines without OpenCV
-        cv2 = None
+        has_cv2 = False
+    else:
+        has_cv2 = True
     h, w = img.shape[:2]
     out = img
-    if cv2 is not None and rng.random() < 0.5:  # slant / small rotation / vertical jitter
+    if has_cv2 and rng.random() < 0.5:  # slant / small rotation / vertical jitter
         shear = rng.uniform(-0.3, 0.3)
         angle = math.radians(rng.uniform(-1.0, 1.0))
         sy = rng.uniform(0.9, 1.05)
@@ -122,15 +124,15 @@ def _augment(img: np.ndarray, rng: random.Random) -> np.ndarray:
         pad = int(abs(shear) * h) + 2
         m[0, 2] += pad
         out = cv2.warpAffine(out, m, (w + 2 * pad, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if cv2 is not None and rng.random() < 0.3:  # width
+    if has_cv2 and rng.random() < 0.3:  # width
         nw = max(8, int(out.shape[1] * rng.uniform(0.8, 1.2)))
         out = cv2.resize(out, (nw, h), interpolation=cv2.INTER_AREA)
-    if cv2 is not None and rng.random() < 0.25:  # stroke width
+    if has_cv2 and rng.random() < 0.25:  # stroke width
         k = np.ones((2, 2), np.uint8)
         out = cv2.erode(out, k) if rng.random() < 0.5 else cv2.dilate(out, k)
-    if cv2 is not None and rng.random() < 0.25:  # blur
+    if has_cv2 and rng.random() < 0.25:  # blur
         out = cv2.GaussianBlur(out, (3, 3), rng.uniform(0.4, 1.0))
-    f = out.astype(np.float32)
+    f: np.ndarray = out.astype(np.float32)  # float64 once noise is added
     if rng.random() < 0.2:  # no colour
         f = np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2)
     if rng.random() < 0.6:  # contrast / brightness
@@ -288,7 +290,8 @@ def finetune(
     ]
     val_set = _sample_val(val, s.val_lines, s.seed) if val is not None and len(val) else None
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in net.named_parameters():
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     opt = torch.optim.AdamW(

@@ -328,8 +328,11 @@ def _too_large(w: int, h: int) -> str:
     return f"image too large: {w}x{h} = {w * h / 1e6:.0f} megapixels (limit {MAX_PIXELS / 1e6:.0f})"
 
 
-def _dpi_of(info: dict[str, Any]) -> int | None:
+def _dpi_of(info: dict[str | tuple[int, int], Any]) -> int | None:
+    """The horizontal resolution in Pillow's `img.info` (keys: names, or PNG chunk tuples), if any."""
     dpi = info.get("dpi")
+    if dpi is None:
+        return None
     try:
         value = float(dpi[0] if isinstance(dpi, (tuple, list)) else dpi)
     except (TypeError, ValueError, IndexError):
@@ -465,6 +468,7 @@ def _tiff_via_tifffile(path: Path, index: int) -> Image.Image:
         if index >= len(tif.pages):
             raise _Fail(f"page {index + 1} requested but file has {len(tif.pages)}")
         page = tif.pages[index]
+        assert isinstance(page, tifffile.TiffPage)  # a TiffFrame only when pages.useframes is set
         arr = page.asarray()
         photometric = int(page.photometric)
         orientation = int(page.tags["Orientation"].value) if "Orientation" in page.tags else 1
@@ -625,6 +629,7 @@ def load(ref: PageRef, work_dir: Path, pdf_dpi: int = 300) -> PageImage:
             raise _Fail(f"cannot read file: {e.strerror or e}") from None
         kind = kind or _EXT_KIND.get(path.suffix.lower())
 
+        dpi: int | None
         if kind == "pdf":
             img, dpi, fast = _open_pdf_page(path, ref.index, pdf_dpi), pdf_dpi, False
         else:
@@ -659,6 +664,7 @@ def load(ref: PageRef, work_dir: Path, pdf_dpi: int = 300) -> PageImage:
 def open_image(page: PageImage) -> Image.Image:
     """Open (and decode) the normalised page file: an 8-bit L or RGB Pillow image."""
     _raise_pixel_limit()
+    img: Image.Image
     try:
         img = Image.open(page.path)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -246,7 +247,7 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
             steps_alto = processing_steps(settings, models, ref)
             if pre_step is not None:
                 steps_alto.insert(1, replace(pre_step, date=steps_alto[0].date))
-            entities = ()
+            entities: Sequence[object] = ()
             if settings.entities:
                 from htr.index.entities import entity_lines, find_entities, ner_step
 
@@ -260,7 +261,7 @@ def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models,
             atomic.write_text(state.text_path(out, pid), page_text(seg, text))
             write_thumbnail(im, seg, state.thumb_path(out, pid))
             n_lines += len(seg.lines)
-            if text.mean_confidence is not None:
+            if text is not None and text.mean_confidence is not None:
                 confs.append(text.mean_confidence)
             parts.append(pid)
         timings["write"] = time.perf_counter() - t - timings.get("entities", 0.0)

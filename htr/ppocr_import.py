@@ -153,11 +153,11 @@ def onnx_units(path: Path) -> list[OnnxUnit]:
             div = only_consumer(n.output[0])
             mul = only_consumer(div.output[0]) if div is not None else None
             add = only_consumer(mul.output[0]) if mul is not None else None
-            w = const_operand(mul) if mul is not None and mul.op_type == "Mul" else None
-            b = const_operand(add) if add is not None and add.op_type == "Add" else None
-            if eps is None or w is None or b is None:
+            ln_w = const_operand(mul) if mul is not None and mul.op_type == "Mul" else None
+            ln_b = const_operand(add) if add is not None and add.op_type == "Add" else None
+            if eps is None or ln_w is None or ln_b is None:
                 raise ModelError(f"unrecognised layer-norm pattern at ONNX node {n.name}", path=str(path))
-            units.append(OnnxUnit("ln", n.name, w.reshape(-1), b.reshape(-1), eps=float(eps.reshape(-1)[0])))
+            units.append(OnnxUnit("ln", n.name, ln_w.reshape(-1), ln_b.reshape(-1), eps=float(eps.reshape(-1)[0])))
     stray = [n.name for n in graph.node if n.op_type == "BatchNormalization" and n.name not in used]
     if stray:
         raise ModelError(f"BatchNormalization not attached to a convolution: {', '.join(stray)}", path=str(path))
@@ -319,7 +319,7 @@ def transplant(o_units: list[OnnxUnit], k_units: list[KrakenUnit]) -> None:
                 if o.kind != "ln":
                     raise ModelError(f"unit mismatch {where}: {o.kind} vs layer norm")
                 ln.weight.copy_(_t(o.weight, ln.weight))
-                ln.bias.copy_(_t(o.bias, ln.bias))
+                ln.bias.copy_(_t(o.bias if o.bias is not None else np.zeros(ln.normalized_shape), ln.bias))
                 ln.eps = float(o.eps) if o.eps is not None else ln.eps
 
 

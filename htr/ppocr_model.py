@@ -161,9 +161,10 @@ def load(path: Path) -> PPModel:
         meta_all = json.loads((f.metadata() or {}).get("kraken_meta", "null") or "null")
     if not isinstance(meta_all, dict):
         raise ValueError(f"{path}: no kraken metadata")
-    prefix, meta = next(((k, v) for k, v in meta_all.items() if v.get("_model") == "PPOCRv6Model"), (None, None))
-    if meta is None:
+    hit = next(((k, v) for k, v in meta_all.items() if v.get("_model") == "PPOCRv6Model"), None)
+    if hit is None:
         raise ValueError(f"{path}: not a kraken PP-OCRv6 recognition model")
+    prefix, meta = hit
     net = build_network(meta["variant"], int(meta["num_classes"]))
     state = {k[len(prefix) + 4 :]: v for k, v in load_file(str(path)).items() if k.startswith(prefix + ".nn.")}
     net.load_state_dict(state, strict=True)

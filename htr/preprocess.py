@@ -647,8 +647,8 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
             out = warp(arr, t, pw, ph)  # one resampling for turn + skew + crop + split
         else:  # exact: quarter turn, then a slice
             rotated = _quarter_turn(arr, turn)
-            x0, y0 = rotation(turn, arr.shape[1], arr.shape[0])[0].inverse().point(*t.point(0, 0))
-            x0, y0 = int(round(x0)), int(round(y0))
+            fx, fy = rotation(turn, arr.shape[1], arr.shape[0])[0].inverse().point(*t.point(0, 0))
+            x0, y0 = int(round(fx)), int(round(fy))
             out = rotated[y0 : y0 + ph, x0 : x0 + pw]
             t = Transform.from_matrix(_snap(t).matrix)
         for name in PHOTOMETRIC:

@@ -105,7 +105,7 @@ def write_report(
         parts.append("</table>")
     else:
         parts.append("<p>None.</p>")
-    scored = sorted((r for r in results if r.mean_confidence is not None), key=lambda r: r.mean_confidence)
+    scored = sorted((r for r in results if r.mean_confidence is not None), key=lambda r: r.mean_confidence or 0.0)
     parts.append(
         "<h2>Lowest-confidence pages</h2><table><tr><th>page</th><th>mean word confidence</th><th>lines</th></tr>"
     )

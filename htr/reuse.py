@@ -44,6 +44,8 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
             if page.format != want:
                 ignored.append((str(xml), f"{page.format.upper()} file, --segmentation-from {fmt} asked"))
                 continue
+            image = page.image_path
+            assert image is not None  # read_gt found it, or raised
             rel = xml.relative_to(top).as_posix() if top.is_dir() else xml.name
             pid = page_id_for(rel)
             if pid in seen:
@@ -52,9 +54,9 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
             refs.append(
                 PageRef(
                     pid,
-                    str(page.image_path),
+                    str(image),
                     0,
-                    _sha256(page.image_path),
+                    _sha256(image),
                     1,
                     segmentation=str(xml),
                     segmentation_sha256=_sha256(xml),

@@ -55,6 +55,7 @@ class RunRecord:
     def listen(self, kind: str, payload: object) -> None:
         """A flows.enrich listener: ("page", PageResult) per finished page."""
         if kind == "page":
+            assert isinstance(payload, PageResult)
             self.add(payload)
 
     def add(self, result: PageResult) -> None:

@@ -58,7 +58,8 @@ def to_segmentation(page: GTPage):
 
 def split_by_document(pages: list[GTPage], val_docs: set[str]) -> tuple[list[GTPage], list[GTPage]]:
     """Split pages so that whole documents (folders) are held out for validation."""
-    train, val = [], []
+    train: list[GTPage] = []
+    val: list[GTPage] = []
     for p in pages:
         doc = p.document
         (val if any(doc.endswith(v) for v in val_docs) else train).append(p)

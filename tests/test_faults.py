@@ -798,7 +798,7 @@ def test_run_json_is_rewritten_every_n_pages_or_seconds(tmp_path):
 
 
 def test_search_rejects_a_bad_limit_and_json_errors_are_json(tmp_path, capsys):
-    from htr.index.cli import main
+    from cli.main import main
     from htr.index.store import rebuild
 
     out = tmp_path / "out"

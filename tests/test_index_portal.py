@@ -3,7 +3,6 @@ Content Search 2.0 service run as a real uvicorn server on 127.0.0.1, queried wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import threading
@@ -15,8 +14,8 @@ import pytest
 from lxml import etree
 
 from alto.writer import ALTO_NS
+from cli.main import main, parser
 from htr.index import rebuild
-from htr.index.cli import main, register
 from htr.index.entities import Entity
 from htr.index.export import SCHEMA_SNIPPET
 from htr.index.samples import write_sample_alto
@@ -55,9 +54,7 @@ def alto_xywh(path: Path, content: str) -> str:
 
 
 def test_register_adds_the_subcommands():
-    ap = argparse.ArgumentParser(prog="htr")
-    sub = ap.add_subparsers(dest="command", required=True)
-    register(sub)
+    ap = parser()
     for argv in (
         ["index", "o"],
         ["search", "o", "q"],

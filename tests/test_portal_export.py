@@ -13,7 +13,7 @@ from lxml import etree
 from PIL import Image
 from portal_sample import SYN_SIZE, A, alto_lines, alto_strings, box, page_size, reading_order_lines
 
-from htr.index.cli import main
+from cli.main import main
 from htr.portal.documents import collect
 from htr.portal.validate import iiif_problems, mets_problems
 

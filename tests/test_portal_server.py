@@ -5,7 +5,6 @@ report.html links every page to its view."""
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import re
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 from portal_sample import SYN_SIZE, TIFF_COLOURS, A, alto_lines, reading_order_lines, start_server
 
-from htr.index.cli import register
+from cli.main import parser
 from htr.portal.validate import iiif_problems
 
 SECRET = "s3cr3t-not-for-the-web"
@@ -92,13 +91,11 @@ def test_read_only_and_bound_to_localhost_by_default(room):
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         assert client.request(method, "/api/page/a").status_code == 405
         assert client.request(method, "/search?q=x").status_code == 405
-    ap = argparse.ArgumentParser()
-    register(ap.add_subparsers(dest="command"))
-    assert ap.parse_args(["serve", "OUT"]).host == "127.0.0.1"
+    assert parser().parse_args(["serve", "OUT"]).host == "127.0.0.1"
 
 
 def test_serving_a_folder_that_is_not_an_output_is_a_one_line_error(tmp_path: Path, capsys):
-    from htr.index.cli import main
+    from cli.main import main
 
     assert main(["serve", str(tmp_path), "--port", "1"]) == 2
     err = capsys.readouterr().err.splitlines()

@@ -236,7 +236,8 @@ def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordin
 
 
 def test_command_line_preprocess_option_reaches_the_settings():
-    from cli.main import DEFAULT_PREPROCESS, parser, settings_from
+    from cli.main import parser
+    from cli.options import DEFAULT_PREPROCESS, settings_from
 
     args = parser().parse_args(["enrich", "in", "-o", "out", "--preprocess", "split,deskew"])
     assert settings_from(args).preprocess.steps == ("deskew", "split")

@@ -113,7 +113,7 @@ def test_register_adds_the_watch_command(tmp_path):
             "--once",
         ]
     )
-    assert args.func is watch._watch
+    assert args.func is watch.run
     assert (args.every, args.settle, args.cluster, args.once, args.model) == (
         "5m",
         10.0,

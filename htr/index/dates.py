@@ -315,6 +315,9 @@ def _normalise(kind: str, m: re.Match) -> str | None:
             return republican_to_gregorian(an, _REP_OF[g["m"].lower()], day).isoformat() if day else None
         except (ValueError, KeyError):
             return None
+    y: int | None  # year, month and day: None where words do not read as one
+    mo: int | None
+    d: int | None
     if kind in ("iso", "dmy_num"):
         y, mo, d = int(g["y"]), int(g["m"]), int(g["d"])
         return f"{y:04d}-{mo:02d}-{d:02d}" if 1000 <= y <= 2099 and _valid(y, mo, d) else None

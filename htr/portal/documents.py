@@ -95,7 +95,7 @@ def _entries(run: dict, altos: dict[str, Path]) -> list[PageEntry]:
     for r in run.get("pages") or ():
         if not isinstance(r, dict) or r.get("status") not in ("done", "skipped"):
             continue
-        index = r.get("index") if isinstance(r.get("index"), int) else 0
+        index = r["index"] if isinstance(r.get("index"), int) else 0
         for pid in r.get("parts") or [r.get("page_id")]:
             if isinstance(pid, str) and pid in altos and pid not in seen:
                 seen.add(pid)

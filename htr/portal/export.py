@@ -90,8 +90,8 @@ def _pages(coll: Collection, doc: Document, max_side: int | None) -> list[Canvas
     for e in doc.pages:
         alto = read_alto(e.alto)
         size = None
-        drawable = max_side and alto.width > 0 and alto.height > 0
-        if drawable and ensure_image(coll.out, e, alto.width, alto.height, max_side, coll.pdf_dpi):
+        drawable = alto.width > 0 and alto.height > 0
+        if max_side and drawable and ensure_image(coll.out, e, alto.width, alto.height, max_side, coll.pdf_dpi):
             size = derivative_size(alto.width, alto.height, max_side)
         pages.append(CanvasPage(e, alto, size))
     return pages

@@ -59,7 +59,7 @@ def page_files(
         img = images.get(p.id)
         files.append(
             MetsFiles(
-                src.resolve().as_uri() if whole else None,
+                src.resolve().as_uri() if whole and src is not None else None,
                 _href(img, mets_dir, base_url, out) if img else None,
                 _href(p.alto, mets_dir, base_url, out),
             )

@@ -186,6 +186,8 @@ def create_app(
         pid = request.path_params["page"]
         coll, entry = entry_of(pid)
         doc = coll.document_of(pid)
+        if doc is None:  # the catalogue lists every page under its document: not seen
+            raise not_found("page")
         cp = canvas_page(entry)
         entities: list[dict[str, Any]] = []
         if ipath.is_file():
@@ -288,7 +290,8 @@ def create_app(
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "HEAD"]),
             Middleware(BaseHTTPMiddleware, dispatch=headers),
         ],
-        exception_handlers={HTTPException: http_error, HTRError: htr_error, Exception: server_error},
+        # Starlette passes each handler only its own exception class; its type wants (Request, Exception)
+        exception_handlers={HTTPException: http_error, HTRError: htr_error, Exception: server_error},  # type: ignore[dict-item]
     )
 
 
