@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from htr.errors import ConfigError, HTRError
+from htr.errors import EXIT_INPUT, HTRError, InputError
 from htr.evaluate import (
     EvalResult,
     Normalization,
@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error."""
+    """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error, 3 no such or no readable input, 4 model
+    or device (the exit codes of core/errors.py)."""
     from rich.console import Console
 
     err = Console(stderr=True)
@@ -66,13 +67,13 @@ def run_cli(args: argparse.Namespace) -> int:
     norm = Normalization(args.ignore_case, args.strip_punctuation, args.no_superscript_marker)
     try:
         if args.pred is not None and not args.pred.exists():
-            raise ConfigError("no such prediction folder", path=str(args.pred))
+            raise InputError("no such prediction folder", path=str(args.pred))
         pages, errors = load_gt(args.gt)
         for e in errors:
             err.print(f"[yellow]warning[/] {e}", markup=True, highlight=False)
         if not pages:
             err.print("htr evaluate: no readable ground-truth ALTO/PAGE file in " + ", ".join(map(str, args.gt)))
-            return EXIT_USAGE
+            return EXIT_INPUT
         progress = None if args.quiet else (lambda key: err.print(f"[dim]{key}[/]", highlight=False))
         if args.pred is not None:
             result = evaluate_predictions(args.gt, args.pred, normalization=norm, gt_pages=pages, progress=progress)
@@ -88,7 +89,7 @@ def run_cli(args: argparse.Namespace) -> int:
             )
     except HTRError as e:
         err.print(f"htr evaluate: error: {e}", highlight=False)
-        return EXIT_USAGE
+        return e.exit_code
     for e in result.errors[len(errors) :]:
         err.print(f"[yellow]warning[/] {e}", highlight=False)
     if result.unpaired_gt:

@@ -2,6 +2,11 @@
 
 `evaluate` and `watch` are in their own modules of this package, the search index's in htr.index.cli;
 each sub-command imports what it runs (Prefect, Kraken) only when it runs.
+
+Exit status (README "Exit codes"; the table is in core/errors.py, each `HTRError` carries its `exit_code`):
+0 done; 1 ran but failed (--max-failures, stopped, nothing scored); 2 usage or settings (and any other
+error); 3 an input missing or invalid (`validate`: problems found); 4 model or device; 5 output folder
+unusable (not writable, full, locked); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import time
 from pathlib import Path
 
 from cli.options import DEFAULT_PREPROCESS, add_run_options, settings_from  # noqa: F401 - the parser's and tests' names
-from htr.errors import HTRError
+from htr.errors import EXIT_FAILURES, EXIT_INPUT, EXIT_OK, HTRError, InputError
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+EXIT_INVALID = EXIT_INPUT  # `htr validate` found problems: the input is invalid
 
 
 def _enrich(args: argparse.Namespace) -> int:
@@ -27,7 +32,7 @@ def _enrich(args: argparse.Namespace) -> int:
     console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrapped at the terminal width
     for src in args.sources:
         if not Path(src).exists():
-            raise HTRError("no such file or folder", path=src)
+            raise InputError("no such file or folder", path=src)
     out = preflight.check_output(args.output)  # before the lock: it lives in OUT
     with runlock.exclusive(out) as lock:
         if lock.took_over:
@@ -333,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HTRError as e:
         print(f"htr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return e.exit_code
     except KeyboardInterrupt:
         print("htr: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from cli.options import add_run_options, settings_from
-from htr.errors import HTRError
+from htr.errors import InputError
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def _watch(args: argparse.Namespace) -> int:
     settings = settings_from(args).model_dump()
     inbox = Path(args.inbox)
     if not inbox.is_dir():
-        raise HTRError("no such folder", path=str(inbox))
+        raise InputError("no such folder", path=str(inbox))
     every = None if args.cron else parse_every(args.every)
     if args.once:
         from flows.runtime import prefect_api
