@@ -29,6 +29,7 @@ from lxml import etree
 
 from core import atomic
 from core.errors import AltoError
+from core.geometry import clamp, clamp_points, clip_box
 from core.types import Box, Line, LineText, PageImage, PageSegmentation, PageText, Point, ProcessingStep, Region, Word
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -79,7 +80,7 @@ def _fmt_conf(value: float) -> str | None:
         return None
     if math.isnan(v):
         return None
-    v = round(min(max(v, 0.0), 1.0), 4)
+    v = round(clamp(v, 0.0, 1.0), 4)
     s = f"{v:.4f}".rstrip("0").rstrip(".")
     return s or "0"
 
@@ -107,26 +108,14 @@ class _Geom:
     width: int
     height: int
 
-    def point(self, p: Point) -> Point:
-        return (min(max(int(p[0]), 0), self.width - 1), min(max(int(p[1]), 0), self.height - 1))
-
     def points(self, pts: Sequence[Point]) -> tuple[Point, ...]:
-        return tuple(self.point(p) for p in pts)
+        return clamp_points(pts, self.width, self.height)
 
     def box_of(self, pts: Sequence[Point]) -> Box:
         c = self.points(pts)
         xs = [p[0] for p in c]
         ys = [p[1] for p in c]
         return (min(xs), min(ys), max(xs) + 1, max(ys) + 1)
-
-
-def _clip(box: Box, into: Box) -> Box:
-    """`box` clipped into `into`, keeping at least 1x1 inside it."""
-    x0 = min(max(int(box[0]), into[0]), into[2] - 1)
-    y0 = min(max(int(box[1]), into[1]), into[3] - 1)
-    x1 = min(max(int(box[2]), x0 + 1), into[2])
-    y1 = min(max(int(box[3]), y0 + 1), into[3])
-    return (x0, y0, x1, y1)
 
 
 def _union(boxes: Sequence[Box]) -> Box:
@@ -268,7 +257,7 @@ def _strings(
         return
     prev: Box | None = None
     for k, w in enumerate(words, 1):
-        box = _clip(w.box, lbox)
+        box = clip_box(w.box, lbox)
         if prev is not None:
             sp = etree.SubElement(tl, _A + "SP")
             if box[0] > prev[2]:  # left-to-right gap

@@ -41,9 +41,10 @@ sys.path.insert(0, str(ROOT))
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
 from alto.gt import GTLine, GTPage, read_gt  # noqa: E402
+from core.geometry import clamp_points  # noqa: E402
 from htr import atomic  # noqa: E402
 from htr.config import RecognizeSettings  # noqa: E402
-from htr.evaluate import clamp_points, has_geometry, open_page_image  # noqa: E402  (same line handling as htr evaluate)
+from htr.evaluate import has_geometry, open_page_image  # noqa: E402  (same line handling as htr evaluate)
 from htr.index.entities import find_entities, load_model, model_info  # noqa: E402
 from htr.models import ModelInfo, resolve  # noqa: E402
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli.exitcodes import EXIT_FAILURES, EXIT_OK
 from cli.options import add_run_options, settings_from
-from htr.errors import HTRError
+from htr.errors import InputError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrapped at the terminal width
     for src in args.sources:
         if not Path(src).exists():
-            raise HTRError("no such file or folder", path=src)
+            raise InputError("no such file or folder", path=src)
     out = preflight.check_output(args.output)  # before the lock: it lives in OUT
     with runlock.exclusive(out) as lock:
         if lock.took_over:

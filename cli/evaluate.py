@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.exitcodes import EXIT_FAILURES, EXIT_OK, EXIT_USAGE
-from htr.errors import ConfigError, HTRError
+from cli.exitcodes import EXIT_FAILURES, EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from htr.errors import HTRError, InputError
 
 if TYPE_CHECKING:
     from htr.evaluate import EvalResult
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error."""
+    """`htr evaluate`: 0 ok, 1 nothing could be scored, 2 usage error, 3 no such or no readable input, 4 model
+    or device (the exit codes of core/errors.py)."""
     from rich.console import Console
 
     from htr.evaluate import Normalization, evaluate_model, evaluate_predictions, load_gt, print_summary, write_json
@@ -62,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
     norm = Normalization(args.ignore_case, args.strip_punctuation, args.no_superscript_marker)
     try:
         if args.pred is not None and not args.pred.exists():
-            raise ConfigError("no such prediction folder", path=str(args.pred))
+            raise InputError("no such prediction folder", path=str(args.pred))
         pages, errors = load_gt(args.gt)
         for msg in errors:
             err.print(f"[yellow]warning[/] {msg}", markup=True, highlight=False)
         if not pages:
             err.print("htr evaluate: no readable ground-truth ALTO/PAGE file in " + ", ".join(map(str, args.gt)))
-            return EXIT_USAGE
+            return EXIT_INPUT
         progress = None if args.quiet else (lambda key: err.print(f"[dim]{key}[/]", highlight=False))
         if args.pred is not None:
             result = evaluate_predictions(args.gt, args.pred, normalization=norm, gt_pages=pages, progress=progress)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             )
     except HTRError as e:
         err.print(f"htr evaluate: error: {e}", highlight=False)
-        return EXIT_USAGE
+        return e.exit_code
     for msg in result.errors[len(errors) :]:
         err.print(f"[yellow]warning[/] {msg}", highlight=False)
     if result.unpaired_gt:

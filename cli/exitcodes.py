@@ -1,7 +1,9 @@
-"""Exit statuses of the `htr` command, one set for every sub-command."""
+"""Exit statuses of the `htr` command, one set for every sub-command (the table is in core/errors.py)."""
 
-EXIT_OK = 0
-EXIT_FAILURES = 1  # the run ended with failed pages (above --max-failures), or nothing could be scored
-EXIT_USAGE = 2  # a one-line error: bad arguments, missing input, unusable model or output folder
-EXIT_INVALID = 3  # `htr validate` found problems
+from core.errors import EXIT_FAILURES, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
+
+EXIT_INVALID = EXIT_INPUT  # `htr validate` found problems: the input is invalid
 EXIT_INTERRUPTED = 130  # Ctrl-C
+
+__all__ = ["EXIT_OK", "EXIT_FAILURES", "EXIT_USAGE", "EXIT_INPUT", "EXIT_MODEL", "EXIT_OUTPUT", "EXIT_INVALID",
+           "EXIT_INTERRUPTED"]

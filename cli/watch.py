@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cli.exitcodes import EXIT_FAILURES, EXIT_OK
 from cli.options import add_run_options, settings_from
-from htr.errors import HTRError
+from htr.errors import InputError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args).model_dump()
     inbox = Path(args.inbox)
     if not inbox.is_dir():
-        raise HTRError("no such folder", path=str(inbox))
+        raise InputError("no such folder", path=str(inbox))
     every = None if args.cron else parse_every(args.every)
     if args.once:
         from flows.runtime import prefect_api

@@ -1,4 +1,19 @@
-"""One error hierarchy. Every error names the file (and page/line) it is about."""
+"""One error hierarchy. Every error names the file (and page/line) it is about, and says the `htr` exit status.
+
+Exit statuses of `htr` (README "Exit codes"; `HTRError.exit_code` gives the error's):
+
+    0  EXIT_OK        done (for `enrich`: failed pages within --max-failures)
+    1  EXIT_FAILURES  it ran, but failed: more pages failed than --max-failures allows, the run stopped
+                      (disk full), nothing could be scored, some pages could not be indexed  (RunFailed)
+    2  EXIT_USAGE     bad arguments, options or settings, and any error not listed below    (ConfigError, HTRError)
+    3  EXIT_INPUT     an input missing, unreadable or invalid: sources, ground truth, XML refused,
+                      ALTO/PAGE; `htr validate` found problems            (InputError, XmlError, AltoError)
+    4  EXIT_MODEL     a model that cannot be found, loaded or verified; `--device` not available
+                                                                            (ModelError, DeviceError)
+    5  EXIT_OUTPUT    the output folder cannot be used: not a folder, not writable, no space, another
+                      run holds it                                 (OutputError, DiskFull, RunLocked)
+  130                 interrupted (Ctrl-C)
+"""
 
 from __future__ import annotations
 
@@ -7,9 +22,13 @@ import errno
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 SQLITE_FULL = 13  # sqlite3.Error.sqlite_errorcode: "database or disk is full"
 
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
+
 
 class HTRError(Exception):
-    """Base of all pipeline errors; `str()` is a one-line reason naming the file."""
+    """Base of all pipeline errors; `str()` is a one-line reason naming the file; `exit_code`: `htr`'s exit status."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self, message: str, *, path: str | None = None, page_id: str | None = None, line_id: str | None = None
@@ -30,17 +49,21 @@ class HTRError(Exception):
 class ConfigError(HTRError):
     """Invalid settings or command-line arguments."""
 
+    exit_code = EXIT_USAGE
+
 
 class InputError(HTRError):
-    """A source file that cannot be read as an image (corrupt, truncated, empty, unsupported)."""
+    """An input that is missing or cannot be read: a source image (corrupt, truncated, empty, unsupported),
+    a segmentation or ground-truth file. (A file that is not an image at all is not an error: discovery
+    lists it as ignored.)"""
 
-
-class NotAnImage(InputError):
-    """A file that is not an image at all: skipped, not failed."""
+    exit_code = EXIT_INPUT
 
 
 class ModelError(HTRError):
     """A model that cannot be found, loaded or verified."""
+
+    exit_code = EXIT_MODEL
 
 
 class SegmentationError(HTRError):
@@ -54,9 +77,7 @@ class RecognitionError(HTRError):
 class AltoError(HTRError):
     """ALTO that cannot be written, read or validated."""
 
-
-class WorkerDied(HTRError):
-    """The worker process handling a page died (out of memory, killed)."""
+    exit_code = EXIT_INPUT
 
 
 class PreprocessError(HTRError):
@@ -74,6 +95,8 @@ class XmlError(InputError):
 class OutputError(HTRError):
     """The output folder cannot be used: not a folder, not writable, disk full, another run holds it."""
 
+    exit_code = EXIT_OUTPUT
+
 
 class DiskFull(OutputError):
     """No space left on the output's disk (ENOSPC, EDQUOT)."""
@@ -86,9 +109,13 @@ class RunLocked(OutputError):
 class DeviceError(ConfigError):
     """The `--device` asked for is not available on this machine."""
 
+    exit_code = EXIT_MODEL
+
 
 class RunFailed(HTRError):
     """A collection run that ended failed (too many failed pages, or stopped: disk full); carries its summary."""
+
+    exit_code = EXIT_FAILURES
 
     def __init__(self, message: str, summary: dict | None = None, **kw):
         self.summary = summary or {}

@@ -10,19 +10,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-Point = tuple[int, int]
-Box = tuple[int, int, int, int]
+from core.geometry import Box, Point, bbox_of  # also the names stage code takes from here
+
+# A double page split by preprocessing gives two output pages, `<id>-L` and `<id>-R` (left, right).
+PART_SUFFIXES = ("-L", "-R")
 
 
 def _pts(value: Any) -> tuple[Point, ...]:
     return tuple((int(x), int(y)) for x, y in value or ())
 
 
-def bbox_of(points: tuple[Point, ...]) -> Box:
-    """Smallest box holding all points (x1/y1 exclusive)."""
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    return (min(xs), min(ys), max(xs) + 1, max(ys) + 1)
+def part_ids(page_id: str) -> tuple[str, ...]:
+    """Every output id a page can have: itself, and its two parts when split."""
+    return (page_id, *(page_id + s for s in PART_SUFFIXES))
+
+
+def split_part(stem: str) -> tuple[str, str]:
+    """(page id, part suffix) of an output id: `("p1", "-L")` for "p1-L", `("p1", "")` for "p1"."""
+    for s in PART_SUFFIXES:
+        if stem.endswith(s):
+            return stem[: -len(s)], s
+    return stem, ""
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ class RunArtifacts:
                 self._on_plan(payload)
             elif kind == "page":
                 self._on_page(payload)
-        except Exception as e:  # pragma: no cover - API hiccup
+        except Exception as e:  # pragma: no cover - API hiccup: publishing is best effort, never fails the run
             self._warn(e)
 
     def _warn(self, e: Exception) -> None:

@@ -55,7 +55,7 @@ from pathlib import Path
 from prefect import flow
 
 from htr import atomic
-from htr.errors import ConfigError, HTRError, RunFailed, RunLocked
+from htr.errors import ConfigError, HTRError, InputError, RunFailed, RunLocked
 
 DONE_MARKER = ".done"
 STATE_VERSION = 1
@@ -144,7 +144,7 @@ def scan_inbox(inbox: str | Path, output: str | Path, settle_seconds: float = 30
     """Look at INBOX once, decide which files are complete, record what was seen in OUT/.state/watch.json."""
     inbox = Path(inbox).resolve()
     if not inbox.is_dir():
-        raise HTRError("inbox is not a folder", path=str(inbox))
+        raise InputError("inbox is not a folder", path=str(inbox))
     out = Path(output).resolve()
     now = time.time() if now is None else now
     state = load_state(out)

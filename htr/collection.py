@@ -13,7 +13,7 @@ from pathlib import Path
 from htr import atomic, images, pipeline, state
 from htr.config import RunSettings
 from htr.errors import HTRError, is_disk_full
-from htr.types import PageRef, PageResult
+from htr.types import PageRef, PageResult, part_ids
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class Indexer:
                     self.index.replace_page(pid, state.alto_path(self.out, pid))
                 except HTRError as e:
                     self.errors.append(str(e))
-            for gone in {result.page_id, f"{result.page_id}-L", f"{result.page_id}-R"} - set(result.output_ids):
+            for gone in set(part_ids(result.page_id)) - set(result.output_ids):
                 self.index.remove_page(gone)
         except (HTRError, sqlite3.Error, OSError) as e:  # disk full: the next `htr index --sync` repairs it
             self.disk_full = self.disk_full or is_disk_full(e)

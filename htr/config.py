@@ -124,7 +124,7 @@ def default_workers(memory_per_worker_gb: float = 2.0) -> int:
         import psutil
 
         mem_gb = psutil.virtual_memory().available / 2**30
-    except Exception:  # pragma: no cover
+    except (ImportError, OSError):  # pragma: no cover - no psutil, or no /proc to read
         mem_gb = 4.0
     return max(1, min(cores, int(mem_gb // memory_per_worker_gb)))
 

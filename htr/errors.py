@@ -7,6 +7,12 @@ core.errors.AltoError` and results pickled under the old name still load.
 
 from core.errors import (  # noqa: F401
     DISK_FULL_ERRNOS,
+    EXIT_FAILURES,
+    EXIT_INPUT,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
     SQLITE_FULL,
     AltoError,
     ConfigError,
@@ -16,14 +22,12 @@ from core.errors import (  # noqa: F401
     HTRError,
     InputError,
     ModelError,
-    NotAnImage,
     OutputError,
     PreprocessError,
     RecognitionError,
     RunFailed,
     RunLocked,
     SegmentationError,
-    WorkerDied,
     XmlError,
     is_disk_full,
 )

@@ -18,7 +18,6 @@ predicted lines in `--pred`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -34,11 +33,13 @@ from lxml import etree
 from rapidfuzz.distance import Levenshtein
 
 from alto.gt import GTLine, GTPage, find_gt_files, is_placeholder_line, normalize_text, read_gt
+from core.geometry import clamp_points
+from core.hashing import file_sha256
 from htr import safexml
 from htr.config import RecognizeSettings
 from htr.errors import ConfigError, HTRError, ModelError, XmlError
 from htr.models import ModelInfo
-from htr.types import Box, bbox_of
+from htr.types import Box, bbox_of, split_part
 
 IOU_DETECTED = 0.5  # a GT line counts as found (recall / precision) when matched at IoU >= this
 BASELINE_PAD = 20  # px: half-height of the shape given to a line that has a baseline but no polygon
@@ -643,14 +644,11 @@ def _pred_sha256(path: Path) -> str | None:
 
 
 def _file_sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
+    """The image's sha256, None when it cannot be read (the page is then paired by name)."""
     try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        return file_sha256(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def _image(page: GTPage) -> Path:
@@ -670,9 +668,9 @@ def merge_split_parts(preds: Sequence[tuple[Path, GTPage]]) -> list[tuple[Path, 
     groups: dict[tuple[str, str], list[tuple[Path, GTPage]]] = defaultdict(list)
     out: list[tuple[Path, GTPage]] = []
     for path, p in preds:
-        stem = path.stem
-        if stem.endswith(("-L", "-R")):
-            groups[(stem[:-2], _image(p).name)].append((path, p))
+        page_id, part = split_part(path.stem)
+        if part:
+            groups[(page_id, _image(p).name)].append((path, p))
         else:
             out.append((path, p))
     for (_, _), members in groups.items():
@@ -742,7 +740,7 @@ def evaluate_predictions(
     for f in _pred_files(pred_dir):
         try:
             preds.append((f, read_gt(f, require_image=False)))
-        except Exception as e:
+        except Exception as e:  # file-isolation boundary: one bad prediction must not stop the evaluation
             errors.append(_read_error(f, e, "prediction"))
     preds = merge_split_parts(preds)
     pairs, notes = pair_pages(pages, preds)
@@ -773,11 +771,6 @@ def evaluate_predictions(
 def has_geometry(line: GTLine) -> bool:
     """True when a line has what recognition needs: a polygon (3+ points) and a baseline (2+)."""
     return len(line.polygon) >= 3 and len(line.baseline) >= 2
-
-
-def clamp_points(points, width: int, height: int) -> tuple[tuple[int, int], ...]:
-    """`points` as ints moved inside a `width` x `height` image."""
-    return tuple((min(max(int(x), 0), width - 1), min(max(int(y), 0), height - 1)) for x, y in points)
 
 
 def open_page_image(page: GTPage):

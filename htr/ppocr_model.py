@@ -139,16 +139,16 @@ class PPModel:
 
 
 def save(model: PPModel, path: Path) -> Path:
-    """Write a Kraken-loadable safetensors file (atomically: temp file + rename)."""
-    from safetensors.torch import save_file
+    """Write a Kraken-loadable safetensors file (atomically: `atomic.write_bytes`)."""
+    from safetensors.torch import save as to_bytes
+
+    from htr import atomic
 
     prefix = str(uuid.uuid4())
     tensors = {f"{prefix}.nn.{k}": v.detach().cpu().contiguous().clone() for k, v in model.net.state_dict().items()}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{prefix[:8]}.tmp")
-    save_file(tensors, str(tmp), metadata={"kraken_meta": json.dumps({prefix: model.meta()}, ensure_ascii=False)})
-    tmp.replace(path)
+    meta = {"kraken_meta": json.dumps({prefix: model.meta()}, ensure_ascii=False)}
+    atomic.write_bytes(path, to_bytes(tensors, metadata=meta))
     return path
 
 

@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from core.geometry import clamp, round_points
 from htr.errors import ConfigError, PreprocessError
-from htr.types import Box, Line, LineText, PageSegmentation, PageText, Point, Region, Word
+from htr.types import PART_SUFFIXES, Box, Line, LineText, PageSegmentation, PageText, Point, Region, Word
 
 VERSION = "1"  # bump when a change here changes what a page's outputs contain (part of the resume key)
 ESTIMATE_SIDE = 1600  # long side of the copy on which geometry is estimated
@@ -105,21 +106,15 @@ class Transform:
 
     def points(self, pts: Iterable[Sequence[float]], width: int, height: int) -> tuple[Point, ...]:
         """Map points and round them into the original page (`width` x `height`)."""
-        out: list[Point] = []
-        for x, y in pts:
-            ox, oy = self.point(x, y)
-            p = (min(max(int(round(ox)), 0), width - 1), min(max(int(round(oy)), 0), height - 1))
-            if not out or out[-1] != p:
-                out.append(p)
-        return tuple(out)
+        return round_points((self.point(x, y) for x, y in pts), width, height)
 
     def box(self, box: Box, width: int, height: int) -> Box:
         """Map a box (x1/y1 exclusive) to the smallest original-space box holding its corners."""
         x0, y0, x1, y1 = box
         pts = [self.point(x, y) for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        bx0 = min(max(int(math.floor(min(xs))), 0), width - 1)
-        by0 = min(max(int(math.floor(min(ys))), 0), height - 1)
+        bx0 = clamp(int(math.floor(min(xs))), 0, width - 1)
+        by0 = clamp(int(math.floor(min(ys))), 0, height - 1)
         return (
             bx0,
             by0,
@@ -574,7 +569,7 @@ def run(image: Image.Image, steps: Sequence[str], page_id: str | None = None, tu
         return _run(image, steps, turn)
     except MemoryError:
         raise
-    except Exception as e:
+    except Exception as e:  # OpenCV/NumPy raise their own types: the page fails with PreprocessError
         raise PreprocessError(f"preprocessing failed: {type(e).__name__}: {e}", page_id=page_id) from e
 
 
@@ -638,7 +633,8 @@ def _run(image: Image.Image, steps: Sequence[str], forced_turn: int | None = Non
         if gutter is not None:
             g = min(W - 1, max(1, round(gutter * W / small.shape[1])))
             info["split"]["gutter"] = g
-            pieces = [(full, g, H, "-L"), (full.then(_translate(g, 0)), W - g, H, "-R")]
+            left, right = PART_SUFFIXES
+            pieces = [(full, g, H, left), (full.then(_translate(g, 0)), W - g, H, right)]
     del small
 
     parts: list[Part] = []

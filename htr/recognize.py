@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from PIL import Image
 
+from core.geometry import clamp, intersect_box
 from htr import segment
 from htr.config import RecognizeSettings
 from htr.errors import ModelError, RecognitionError
@@ -27,23 +28,13 @@ def _load(path: str, device: str):
 
     try:
         return RecognitionTaskModel.load_model(path)
-    except Exception as e:
+    except Exception as e:  # kraken raises many types on bad files
         raise ModelError(f"cannot load recognition model: {type(e).__name__}: {e}", path=path) from e
 
 
 def load(model: ModelInfo, device: str = "cpu"):
     """Load (once per process) a recognition model."""
     return _load(model.path, device)
-
-
-def _clip(box: Box, outer: Box) -> Box:
-    x0, y0 = max(box[0], outer[0]), max(box[1], outer[1])
-    x1, y1 = min(box[2], outer[2]), min(box[3], outer[3])
-    if x1 <= x0:
-        x1 = x0 + 1
-    if y1 <= y0:
-        y1 = y0 + 1
-    return (x0, y0, x1, y1)
 
 
 def words_of(record, line_box: Box) -> tuple[Word, ...]:
@@ -61,8 +52,8 @@ def words_of(record, line_box: Box) -> tuple[Word, ...]:
             j += 1
         _, cut, conf = record[i:j]
         pts = tuple((int(round(x)), int(round(y))) for x, y in cut)
-        box = _clip(bbox_of(pts), line_box) if pts else line_box
-        words.append(Word(text[i:j], box, float(min(max(conf, 0.0), 1.0))))
+        box = intersect_box(bbox_of(pts), line_box) if pts else line_box
+        words.append(Word(text[i:j], box, float(clamp(conf, 0.0, 1.0))))
         i = j
     return tuple(words)
 
@@ -100,7 +91,7 @@ def run(
             results[line.id] = LineText(
                 line.id, record.prediction, conf, words_of(record, line.box) if record.prediction else ()
             )
-    except Exception as e:
+    except Exception as e:  # kraken/torch raise many types: the page fails with RecognitionError
         raise RecognitionError(f"kraken recognition failed: {type(e).__name__}: {e}", page_id=page_id) from e
     return PageText(tuple(results.get(ln.id, LineText(ln.id, "", 0.0, ())) for ln in seg.lines))
 

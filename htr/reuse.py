@@ -10,17 +10,11 @@ import os
 from pathlib import Path
 
 from alto.gt import find_gt_files, read_gt
-from htr.errors import InputError
+from core.geometry import clamp_points
+from core.hashing import file_sha256
+from htr.errors import HTRError, InputError
 from htr.images import page_id_for
 from htr.types import Line, PageRef, PageSegmentation
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[str, str]]]:
@@ -37,7 +31,7 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
         for xml in found:
             try:
                 page = read_gt(xml)
-            except Exception as e:  # noqa: BLE001 - reported, the rest goes on
+            except Exception as e:  # noqa: BLE001 - file-isolation boundary: one bad file is listed, the rest goes on
                 msg = str(e).removeprefix(f"{xml}: ")
                 ignored.append((str(xml), f"cannot use as segmentation: {msg}"))
                 continue
@@ -56,10 +50,10 @@ def discover(sources: list[str], fmt: str) -> tuple[list[PageRef], list[tuple[st
                     pid,
                     str(image),
                     0,
-                    _sha256(image),
+                    file_sha256(image),
                     1,
                     segmentation=str(xml),
-                    segmentation_sha256=_sha256(xml),
+                    segmentation_sha256=file_sha256(xml),
                 )
             )
     return refs, ignored
@@ -70,7 +64,7 @@ def segmentation_of(ref: PageRef, width: int, height: int) -> PageSegmentation:
     (lines without polygon dropped)."""
     try:
         gt = read_gt(ref.segmentation)
-    except Exception as e:  # noqa: BLE001
+    except HTRError as e:  # the reader says XmlError, AltoError or InputError, naming the file
         raise InputError(f"cannot read segmentation: {e}", path=ref.segmentation, page_id=ref.id) from e
     if (gt.width, gt.height) != (width, height):
         raise InputError(
@@ -78,9 +72,8 @@ def segmentation_of(ref: PageRef, width: int, height: int) -> PageSegmentation:
             path=ref.segmentation,
             page_id=ref.id,
         )
-    clamp = lambda pts: tuple((min(max(x, 0), width - 1), min(max(y, 0), height - 1)) for x, y in pts)  # noqa: E731
     lines = tuple(
-        Line(ln.id, clamp(ln.baseline), clamp(ln.polygon), ln.region_id)
+        Line(ln.id, clamp_points(ln.baseline, width, height), clamp_points(ln.polygon, width, height), ln.region_id)
         for ln in gt.lines
         if len(ln.polygon) >= 3 and len(ln.baseline) >= 2
     )

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.geometry import round_points
 from htr.config import SegmentSettings
 from htr.errors import ModelError, SegmentationError
-from htr.types import Line, PageSegmentation, Point, Region
+from htr.types import Line, PageSegmentation, Region
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,6 @@ def load(settings: SegmentSettings, device: str = "cpu"):
     return _load(str(model_path(settings)), device)
 
 
-def _clamp(points, width: int, height: int) -> tuple[Point, ...]:
-    out: list[Point] = []
-    for x, y in points:
-        p = (min(max(int(round(x)), 0), width - 1), min(max(int(round(y)), 0), height - 1))
-        if not out or out[-1] != p:  # kraken repeats points; drop consecutive duplicates
-            out.append(p)
-    return tuple(out)
-
-
 def _type_of(tags) -> str:
     if not tags:
         return "default"
@@ -72,7 +64,7 @@ def convert(seg, width: int, height: int) -> PageSegmentation:
                 continue
             rid = f"r{len(regions) + 1}"
             region_ids[reg.id] = rid
-            regions.append(Region(rid, _clamp(reg.boundary, width, height), str(rtype)))
+            regions.append(Region(rid, round_points(reg.boundary, width, height), str(rtype)))
     lines: list[Line] = []
     for ln in seg.lines or ():
         if not ln.baseline or len(ln.baseline) < 2 or not ln.boundary or len(ln.boundary) < 3:
@@ -82,8 +74,8 @@ def convert(seg, width: int, height: int) -> PageSegmentation:
         lines.append(
             Line(
                 id=f"l{len(lines) + 1}",
-                baseline=_clamp(ln.baseline, width, height),
-                polygon=_clamp(ln.boundary, width, height),
+                baseline=round_points(ln.baseline, width, height),
+                polygon=round_points(ln.boundary, width, height),
                 region_id=reg,
                 type=_type_of(ln.tags),
             )
@@ -123,7 +115,7 @@ def run(
     )
     try:
         seg = model.predict(image, config)
-    except Exception as e:
+    except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
         raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
     return convert(seg, image.width, image.height)
 

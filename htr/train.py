@@ -441,7 +441,7 @@ def is_ppocr(path: str | Path) -> bool:
 
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("kraken_meta", "null") or "null")
-    except Exception:
+    except Exception:  # a probe: safetensors raises its own types; a file it cannot read is not a PP-OCR model
         return False
     return isinstance(meta, dict) and any(
         isinstance(v, dict) and v.get("_model") == "PPOCRv6Model" for v in meta.values()
@@ -542,9 +542,8 @@ def export_file(model_file: Path, models: Path, name: str, entry: dict) -> dict:
     from htr.models import file_sha256
 
     target = models / f"{name}.safetensors"
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(model_file, tmp)
-    tmp.replace(target)
+    with open(model_file, "rb") as src, atomic.replacing(target) as dst:
+        shutil.copyfileobj(src, dst)
     manifest_path = models / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"models": {}}
     record = {"file": target.name, "sha256": file_sha256(target), "card": f"{name}.md", **entry}

@@ -5,6 +5,7 @@ them, so results pickled under the old name (Prefect's persisted task results) s
 """
 
 from core.types import (  # noqa: F401
+    PART_SUFFIXES,
     Box,
     Line,
     LineText,
@@ -18,4 +19,6 @@ from core.types import (  # noqa: F401
     Region,
     Word,
     bbox_of,
+    part_ids,
+    split_part,
 )

@@ -424,11 +424,13 @@ def test_cli_pred_json_html(gt_dir, tmp_path, capsys):
 
 
 def test_cli_usage_errors(gt_dir, tmp_path):
-    assert _cli([str(gt_dir / SOEUR), "--pred", str(tmp_path / "absent")]) == 2
+    """The exit codes of core/errors.py: 3 an input missing or unreadable, 4 the model, 2 the arguments."""
+    assert _cli([str(gt_dir / SOEUR), "--pred", str(tmp_path / "absent")]) == 3
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _cli([str(empty), "--pred", str(tmp_path)]) == 2
-    assert _cli([str(gt_dir / SOEUR), "--model", str(tmp_path / "no-such-model.safetensors")]) == 2
+    assert _cli([str(empty), "--pred", str(tmp_path)]) == 3
+    assert _cli([str(gt_dir / SOEUR), "--model", str(tmp_path / "no-such-model.safetensors")]) == 4
+    assert _cli([str(gt_dir / SOEUR), "--pred", str(tmp_path), "--worst", "-1"]) == 2
     with pytest.raises(SystemExit) as e:  # --pred or --model is required
         _cli([str(gt_dir / SOEUR)])
     assert e.value.code == 2

@@ -243,7 +243,7 @@ def test_reference_run_completes_and_lists_refused_xml(reference, src):
 def test_second_run_on_the_same_output_is_refused_in_one_line(reference):
     b = reference["b"]
     assert reference["a_running_after_b"], "run A ended before run B could try: the lock was not put to the test"
-    assert b.returncode == 2
+    assert b.returncode == 5  # EXIT_OUTPUT: the output folder cannot be used
     line = one_line_error(b.stderr)
     assert f"pid {reference['a'].pid}" in line and "in use by another htr run" in line and "since " in line, line
     assert reference["b_seconds"] < 30, "the refused run should stop before starting Prefect"
@@ -447,7 +447,7 @@ def test_disk_already_full_is_one_line_before_anything_starts(src, tmp_path, tmp
         text=True,
         timeout=120,
     )
-    assert r.returncode == 2
+    assert r.returncode == 5  # EXIT_OUTPUT
     line = one_line_error(r.stderr)
     assert "free on the output's disk" in line and str(disk / "out") in line, line
 
@@ -473,8 +473,12 @@ def _gpu_here() -> bool:
     return torch.cuda.is_available()
 
 
+# the exit codes of core/errors.py: 4 the model or the device, 5 the output folder
+EXIT_OF_CHECK = {"out-is-a-file": 5, "model-missing": 4, "model-garbage": 4, "device": 4, "read-only": 5}
+
+
 @pytest.mark.parametrize("case", ["out-is-a-file", "model-missing", "model-garbage", "device", "read-only"])
-def test_failed_check_is_one_line_exit_2_before_prefect(case, src, tmp_path, tmpfs):
+def test_failed_check_is_one_line_and_its_exit_code_before_prefect(case, src, tmp_path, tmpfs):
     out = tmp_path / "out"
     if case == "device":
         args, says = ["--device", "cuda:99" if _gpu_here() else "cuda:0"], "--device cuda:"
@@ -490,7 +494,7 @@ def test_failed_check_is_one_line_exit_2_before_prefect(case, src, tmp_path, tmp
     t = time.monotonic()
     r = subprocess.run(cmd, cwd=ROOT, env=cli_env(tmp_path, None), capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - t
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == EXIT_OF_CHECK[case], r.stderr
     line = one_line_error(r.stderr)
     assert says in line, line
     assert not (tmp_path / "prefect-home").exists(), "Prefect was started before the checks"

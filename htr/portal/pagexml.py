@@ -17,6 +17,7 @@ from lxml import etree
 
 from alto.model import Page, Points, WBox
 from alto.writer import xml_text
+from core.geometry import clamp, clamp_points
 
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 PAGE_LOCATION = f"{PAGE_NS}/pagecontent.xsd"
@@ -43,10 +44,6 @@ class _Ids:
         return cand
 
 
-def _clamp(pts: Points, width: int, height: int) -> Points:
-    return tuple((min(max(x, 0), width - 1), min(max(y, 0), height - 1)) for x, y in pts)
-
-
 def _corners(box: WBox) -> Points:
     x, y, w, h = box
     x1, y1 = x + max(w, 1) - 1, y + max(h, 1) - 1
@@ -54,13 +51,13 @@ def _corners(box: WBox) -> Points:
 
 
 def _points(pts: Points, width: int, height: int) -> str:
-    return " ".join(f"{x},{y}" for x, y in _clamp(pts, width, height))
+    return " ".join(f"{x},{y}" for x, y in clamp_points(pts, width, height))
 
 
 def _text_equiv(parent: etree._Element, text: str, conf: float | None = None) -> None:
     te = etree.SubElement(parent, _P + "TextEquiv")
     if conf is not None:
-        te.set("conf", f"{min(max(conf, 0.0), 1.0):.4g}")
+        te.set("conf", f"{clamp(conf, 0.0, 1.0):.4g}")
     etree.SubElement(te, _P + "Unicode").text = "\n".join(xml_text(t) for t in text.split("\n"))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from lxml import etree
 
-from htr.errors import ExportError
+from htr.errors import ExportError, HTRError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 IIIF_SCHEMA = SCHEMA_DIR / "iiif_3_0.json"
@@ -70,7 +70,7 @@ def _mets_schema() -> etree.XMLSchema:
 
     try:
         return schema(METS_XSD)
-    except Exception as exc:  # AltoError naming the file
+    except HTRError as exc:  # AltoError (or XmlError) naming the file
         raise ExportError(f"cannot load METS schema: {exc}", path=str(METS_XSD)) from exc
 
 
