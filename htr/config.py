@@ -43,6 +43,21 @@ class SegmentSettings(_Strict):
 
     model: str | None = None  # None: kraken's default blla model
     text_direction: Literal["horizontal-lr", "horizontal-rl", "vertical-lr", "vertical-rl"] = "horizontal-lr"
+    # the height at which the page is given to the network: None: the model's own (1800 for kraken's default;
+    # Kraken's path); a number: that height (fewer pixels, less CPU); "auto": chosen per page (htr.segment)
+    height: int | Literal["auto"] | None = None
+
+    @field_validator("height")
+    @classmethod
+    def _height(cls, v):
+        if isinstance(v, int) and not 600 <= v <= 4000:
+            raise ValueError(f"must be between 600 and 4000 pixels (got {v})")
+        return v
+
+    def key(self) -> dict:
+        """What the settings change in the output (resume key, ALTO Processing): `height` only when set, so
+        runs made before the option existed keep their key."""
+        return self.model_dump(exclude={"height"} if self.height is None else set())
 
 
 class RecognizeSettings(_Strict):
@@ -98,7 +113,7 @@ class RunSettings(_Strict):
         return {
             "load": self.load.model_dump(),
             **({"preprocess": self._preprocess_key()} if self.preprocess.steps else {}),
-            "segment": self.segment.model_dump(),
+            "segment": self.segment.key(),
             "recognize": self.recognize.model_dump(exclude={"batch_size"}),
             "segmentation_from": self.segmentation_from,
             "entities": self.entities,

@@ -115,7 +115,7 @@ def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None 
             "kraken",
             kv,
             {
-                **settings.segment.model_dump(),
+                **settings.segment.key(),
                 "model_file": Path(models.segmentation.path).name,
                 "model_sha256": models.segmentation.sha256,
             },

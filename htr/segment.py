@@ -6,6 +6,8 @@ Kraken types stop here: `run` returns a frozen `PageSegmentation`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.geometry import round_points
+from htr import segscale
 from htr.config import SegmentSettings
 from htr.errors import ModelError, SegmentationError
 from htr.types import Line, PageSegmentation, Region
@@ -113,11 +116,44 @@ def run(
     config = SegmentationInferenceConfig(
         text_direction=settings.text_direction, accelerator=accelerator, device=devices
     )
+
+    def at(height: int | None) -> PageSegmentation:
+        try:
+            with _network_height(model, height):
+                seg = model.predict(image, config)
+        except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
+            raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
+        return convert(seg, image.width, image.height)
+
+    if settings.height != "auto":
+        return at(settings.height)
+    probe = segscale.probe_height(image.width, image.height, model_height(model))
+    if probe is not None:
+        seg = at(probe)
+        if segscale.probe_is_enough(seg, probe):
+            return seg
+        log.debug("%s: lines too close at %d px: segmenting at the model's height", page_id, probe)
+    return at(None)
+
+
+def model_height(model) -> int:
+    """The input height of the model's (first) segmentation network: 1800 for Kraken's default."""
+    return int(model.seg_models[0].input[2])
+
+
+@contextmanager
+def _network_height(model, height: int | None) -> Iterator[None]:
+    """Run the segmentation networks of `model` at `height` pixels (Kraken scales the page, the heatmaps and
+    the polygons to it and the results back to the page), restoring the model's own afterwards."""
+    nets = list(model.seg_models) if height else []
+    saved = [tuple(net.input) for net in nets]
+    for net, (batch, channels, _, width) in zip(nets, saved):
+        net.input = (batch, channels, height, width)
     try:
-        seg = model.predict(image, config)
-    except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
-        raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
-    return convert(seg, image.width, image.height)
+        yield
+    finally:
+        for net, shape in zip(nets, saved):
+            net.input = shape
 
 
 def fabric_device(device: str) -> tuple[str, int | list[int]]:
