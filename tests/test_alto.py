@@ -16,20 +16,14 @@ from alto.validate import DEFAULT_XSD, Problem, is_valid, schema, validate_file,
 from alto.writer import ALTO_NS, alto_bytes, build_alto, page_text, write_alto, xml_id
 from htr.errors import AltoError
 from htr.types import Line, LineText, PageImage, PageRef, PageSegmentation, PageText, ProcessingStep, Region, Word
+from tests.conftest import need
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_SCHEMAS = ROOT.parent / "shared" / "schemas"
-SHARED_XSD = SHARED_SCHEMAS / "alto-4-4.xsd"
-SHARED_XLINK = SHARED_SCHEMAS / "xlink.xsd"
-FOREIGN_DIR = ROOT.parent / "shared" / "gt" / "tapuscorpus" / "12148-btv1b10581912k"
+FOREIGN_DIR = "tapuscorpus/12148-btv1b10581912k"  # eScriptorium ALTO, under ../shared/gt
+DEGENERATE = "tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11090_L-medium.xml"
 XSD = "{http://www.w3.org/2001/XMLSchema}"
 A = "{%s}" % ALTO_NS
 NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\Z")
 
-needs_shared_schemas = pytest.mark.skipif(
-    not (SHARED_XSD.is_file() and SHARED_XLINK.is_file()),
-    reason=f"project schemas missing: {SHARED_XSD} and {SHARED_XLINK} are needed (../shared/schemas)",
-)
 
 W, H = 1000, 800
 SPECIAL = "Ça coûte 5 € & <b> \"guillemets\" 'apostrophe' œuvre Æ ß"
@@ -142,34 +136,38 @@ def box(el: etree._Element) -> tuple[int, int, int, int]:
 # --------------------------------------------------------------------------- schema
 
 
-def test_vendored_schemas_identical_to_shared():
-    if not SHARED_SCHEMAS.is_dir():
-        pytest.skip(f"{SHARED_SCHEMAS} missing: cannot compare the vendored schemas")
-    for name in ("alto-4-4.xsd", "xlink.xsd"):
-        assert (DEFAULT_XSD.parent / name).read_bytes() == (SHARED_SCHEMAS / name).read_bytes(), name
+@pytest.fixture(scope="module")
+def shared_xsd(schemas_dir: Path) -> tuple[Path, Path]:
+    """../shared's ALTO 4.4 schema and the xlink schema it imports (skipped, named, when missing)."""
+    return need(schemas_dir / "alto-4-4.xsd", "ALTO 4.4 schema"), need(schemas_dir / "xlink.xsd", "xlink schema")
+
+
+def test_vendored_schemas_identical_to_shared(shared_xsd):
+    """The schemas vendored in alto/ are byte for byte ../shared's."""
+    for shared in shared_xsd:
+        assert (DEFAULT_XSD.parent / shared.name).read_bytes() == shared.read_bytes(), shared.name
     assert (DEFAULT_XSD.parent / "README.md").is_file()
 
 
-@needs_shared_schemas
-def test_valid_against_shared_xsd_with_local_xlink(written: Path):
-    # Independent of alto.validate: redirect the xlink import by hand to ../shared/schemas/xlink.xsd.
-    doc = etree.parse(str(SHARED_XSD))
+def test_valid_against_shared_xsd_with_local_xlink(written: Path, shared_xsd):
+    """Valid against ../shared's schema, its xlink import redirected by hand (independent of alto.validate)."""
+    xsd_path, xlink = shared_xsd
+    doc = etree.parse(str(xsd_path))
     (imp,) = doc.getroot().findall(XSD + "import")
     assert imp.get("schemaLocation") == "http://www.loc.gov/standards/xlink/xlink.xsd"
-    imp.set("schemaLocation", SHARED_XLINK.as_uri())
+    imp.set("schemaLocation", xlink.as_uri())
     xsd = etree.XMLSchema(doc)
     parsed = etree.parse(str(written))
     assert xsd.validate(parsed), xsd.error_log
     # and through the module, pointed at the shared copy
-    assert validate_file(written, SHARED_XSD) == []
+    assert validate_file(written, xsd_path) == []
 
 
-@needs_shared_schemas
-def test_valid_for_a_second_validator(written: Path):
+def test_valid_for_a_second_validator(written: Path, shared_xsd):
+    """Valid for xmlschema too (a second, pure-Python XSD validator)."""
     xmlschema = pytest.importorskip("xmlschema")
-    xs = xmlschema.XMLSchema(
-        str(SHARED_XSD), locations=[("http://www.w3.org/1999/xlink", str(SHARED_XLINK))], allow="local"
-    )
+    xsd_path, xlink = shared_xsd
+    xs = xmlschema.XMLSchema(str(xsd_path), locations=[("http://www.w3.org/1999/xlink", str(xlink))], allow="local")
     xs.validate(str(written))
 
 
@@ -558,23 +556,18 @@ def test_validator_tolerates_foreign_forms(tmp_path: Path):
     assert is_valid(path)
 
 
-def test_foreign_alto_validates():
-    files = sorted(FOREIGN_DIR.glob("*.xml"))
-    if not files:
-        pytest.skip(f"third-party ALTO missing: {FOREIGN_DIR}")
+def test_foreign_alto_validates(gt_dir: Path):
+    """eScriptorium's ALTO of a real typescript passes the validator (schema and rules)."""
+    files = sorted(need(gt_dir / FOREIGN_DIR, "third-party ALTO").glob("*.xml"))
+    assert files
     for f in files:
         assert validate_file(f) == [], f
         assert is_valid(f)
 
 
-def test_foreign_degenerate_line_is_a_true_positive():
+def test_foreign_degenerate_line_is_a_true_positive(gt_dir: Path):
     """eScriptorium exported a zero-size line (polygon collapsed to one point): positive-size, nothing else."""
-    f = (
-        ROOT.parent
-        / "shared/gt/tapuscorpus/20130043_87-1962-catalogue-dactylographié-des-enregistrements/FRAN_0011_11090_L-medium.xml"
-    )
-    if not f.is_file():
-        pytest.skip(f"third-party ALTO missing: {f}")
+    f = need(gt_dir / DEGENERATE, "third-party ALTO with a zero-size line")
     problems = validate_file(f)
     assert problems and {p.rule for p in problems} == {"positive-size"}
     assert {p.element_id for p in problems} == {"eSc_line_577836f2"}

@@ -1,8 +1,9 @@
 """Page tasks on an existing Dask cluster (scheduler + 2 workers as subprocesses on loopback).
 
 Real pages of ../shared/gt (their lines re-read with the shipped model) through
-`enrich_collection(..., cluster=ADDRESS)`: both workers do work, and the ALTO equals a local run's. A Dask worker killed while it
-reads a page (twice: Dask retries it once elsewhere) fails that page only.
+`enrich_collection(..., cluster=ADDRESS)`: both workers do work, and the ALTO equals the local run of
+the same pages that the session shares (`reread_run`). A Dask worker killed while it reads a page
+(twice: Dask retries it once elsewhere) fails that page only.
 """
 
 from __future__ import annotations
@@ -21,27 +22,14 @@ import pytest
 from lxml import etree
 
 from htr import state
-from tests.conftest import ROOT
+from tests.conftest import REREAD_SETTINGS, ROOT, model_or_skip
 
 pytest.importorskip("prefect_dask", reason="prefect-dask not installed (pip install prefect-dask==0.3.7)")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kraken]
 
 NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
-GT_PAGES = [
-    "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_001.jpg",
-    "cremma-mss-19/lettre-soeur-marie/01R_P1S3SS2P118_002.jpg",
-]
+GT_PAGES = ["01R_P1S3SS2P118_001.jpg", "01R_P1S3SS2P118_002.jpg"]  # 2 of the 3 pages of `reread_run`
 DASK = str(Path(sys.executable).with_name("dask"))
-
-
-def model_or_skip():
-    from htr.errors import ModelError
-    from htr.models import models_dir, resolve
-
-    try:
-        return resolve("default")
-    except ModelError as e:
-        pytest.skip(f"no recognition model 'default' in {models_dir()} (set HTR_MODELS_DIR): {e}")
 
 
 @pytest.fixture(scope="module")
@@ -129,16 +117,18 @@ def _geometry(alto: Path) -> dict:
     return {"lines": lines}
 
 
-def test_pages_run_on_both_dask_workers_and_match_a_local_run(tmp_path, gt_dir, cluster):
+def test_pages_run_on_both_dask_workers_and_match_a_local_run(tmp_path, reread_run, cluster):
+    """Two pages on the cluster: each Dask worker reads one, and text and geometry equal the local run's."""
     from flows.enrich import enrich_collection
 
-    model = model_or_skip()
+    export, local, _ = reread_run  # the same pages read by 2 local worker processes
     src = tmp_path / "src"
     src.mkdir()
     for rel in GT_PAGES:  # the image and its ground-truth ALTO: lines re-read, not segmented again
-        shutil.copy(gt_dir / rel, src / Path(rel).name)  # (what is distributed does not depend on it, and
-        shutil.copy(gt_dir / Path(rel).with_suffix(".xml"), src)  # Kraken segmentation would triple the cost)
-    settings = {"recognize": {"model": model.path}, "threads_per_worker": 1, "segmentation_from": "alto"}
+        shutil.copy(export / rel, src / rel)  # (what is distributed does not depend on it, and
+        shutil.copy(export / Path(rel).with_suffix(".xml"), src)  # Kraken segmentation would triple the cost)
+    settings = {**REREAD_SETTINGS, "threads_per_worker": 1}
+    del settings["workers"]
 
     out = tmp_path / "dask"
     summary = enrich_collection([str(src)], str(out), settings, cluster=cluster)
@@ -148,18 +138,19 @@ def test_pages_run_on_both_dask_workers_and_match_a_local_run(tmp_path, gt_dir, 
     assert len(workers) == 2, f"both Dask workers should have read a page: {workers}"
     assert all(w.rsplit(":", 1)[1] != str(os.getpid()) for w in workers)
 
-    local = tmp_path / "local"
-    summary = enrich_collection([str(src)], str(local), {**settings, "workers": 2})
-    assert summary["done"] == 2
-    for f in sorted((local / "alto").glob("*.xml")):
-        a, b = _geometry(out / "alto" / f.name), _geometry(f)
+    for f in sorted((out / "alto").glob("*.xml")):
+        a, b = _geometry(f), _geometry(local / "alto" / f.name)
         assert len(a["lines"]) > 5
         assert a == b, f.name
         assert (out / "text" / f"{f.stem}.txt").read_text() == (local / "text" / f"{f.stem}.txt").read_text()
+    assert sorted(f.name for f in (out / "alto").glob("*.xml")) == [
+        Path(rel).with_suffix(".xml").name for rel in GT_PAGES
+    ]
 
 
 def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
-    """Kill whichever Dask worker announces it is reading the victim page, every time: KilledWorker -> failed."""
+    """Kill whichever Dask worker announces it is reading the victim page, every time: KilledWorker -> failed.
+    The pages' lines come from their ALTO (re-read, not segmented): the kill falls in recognition."""
     from flows.enrich import enrich_collection
     from tests.test_worker_death import killer
 
@@ -168,6 +159,7 @@ def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     src.mkdir()
     for name in ("lettre_prefet_1934.jpg", "livre_comptes_1903.jpg"):
         shutil.copy(ROOT / "sample_images" / name, src / name)
+        shutil.copy(ROOT / "sample_images" / "gt" / Path(name).with_suffix(".xml").name, src)
     victim = "livre_comptes_1903"
     out = tmp_path / "out"
     stop, kills = threading.Event(), []
@@ -176,7 +168,10 @@ def test_killed_dask_worker_fails_only_its_page(tmp_path, cluster):
     t.start()
     try:
         summary = enrich_collection(
-            [str(src)], str(out), {"recognize": {"model": model.path}, "max_failures": 0.5}, cluster=cluster
+            [str(src)],
+            str(out),
+            {"recognize": {"model": model.path}, "max_failures": 0.5, "segmentation_from": "alto"},
+            cluster=cluster,
         )
     finally:
         stop.set()

@@ -1,16 +1,17 @@
 """End-to-end enrichment with real Kraken on real pages of ../shared/gt, through the Prefect flow.
 
-One collection (3 real pages from 3 datasets, a truncated JPEG, a zero-byte
-image, a text file) is enriched once per session; the tests read its outputs,
-then re-run it to check resume. A killed run that resumes to identical outputs, with no process
-left behind, is tests/test_faults.py (small one-line pages: the same check at a fraction of the cost).
+One collection (3 real pages from 3 datasets, a truncated JPEG, a zero-byte image, a text file) is
+enriched once per session (`kraken_run` in tests/conftest.py); the tests read its outputs, then
+re-run a copy of it to check that nothing is redone. A changed image (or segmentation) being redone
+alone is tests/test_reuse.py (recognition only); a killed run that resumes to identical outputs, with
+no process left behind, is tests/test_faults.py (small one-line pages: the same check at a fraction
+of the cost).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,55 +19,17 @@ from lxml import etree
 
 from alto.gt import read_gt
 from alto.validate import validate_file
-from tests.conftest import GT, SCHEMAS, need
+from tests.conftest import KRAKEN_PAGES as PAGES
+from tests.conftest import copy_run, enrich_run, need
 
-pytestmark = [pytest.mark.slow, pytest.mark.gt]
+pytestmark = [pytest.mark.slow, pytest.mark.gt, pytest.mark.kraken]
 
 NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 
-# (dataset folder under ../shared/gt, image, id the page gets in the collection)
-PAGES = [
-    ("cremma-mss-19/lettre-soeur-marie", "01R_P1S3SS2P118_001.jpg", "cremma_01R_P1S3SS2P118_001"),
-    ("tapuscorpus/12148-btv1b10581912k", "20_21abf_default.jpg", "tapus_20_21abf_default"),
-    ("lectaurep-repertoires/lectaurep-riant-4", "DAFANCH96_048MIC06480_L-0.jpg", "riant_DAFANCH96_048MIC06480_L-0"),
-]
-FOLDERS = {
-    "cremma-mss-19/lettre-soeur-marie": "cremma",
-    "tapuscorpus/12148-btv1b10581912k": "tapus",
-    "lectaurep-repertoires/lectaurep-riant-4": "riant",
-}
 
-
-def make_collection(root: Path) -> Path:
-    """Copy the real pages (renamed folders) plus broken and non-image files into root/src."""
-    need(GT, "ground truth ../shared/gt")
-    src = root / "src"
-    for folder, image, _ in PAGES:
-        dst = src / FOLDERS[folder]
-        dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy(GT / folder / image, dst / image)
-    data = (GT / PAGES[0][0] / PAGES[0][1]).read_bytes()
-    (src / "broken").mkdir()
-    (src / "broken" / "truncated.jpg").write_bytes(data[: len(data) // 3])
-    (src / "broken" / "empty.jpg").write_bytes(b"")
-    (src / "notes.txt").write_text("inventaire sommaire\n")
-    return src
-
-
-def run_flow(src: Path, out: Path, **settings) -> dict:
-    from flows.enrich import enrich_collection
-
-    # 2 of the 5 pages are broken on purpose: a max_failures they stay under (the flow ends Failed above it)
-    return enrich_collection([str(src)], str(out), {"workers": 2, "max_failures": 0.5, **settings})
-
-
-@pytest.fixture(scope="module")
-def enriched(tmp_path_factory, prefect_harness):
-    root = tmp_path_factory.mktemp("enrich")
-    src = make_collection(root)
-    out = root / "out"
-    summary = run_flow(src, out)
-    return src, out, summary
+@pytest.fixture
+def enriched(kraken_run):
+    return kraken_run
 
 
 def run_json(out: Path) -> dict:
@@ -74,6 +37,7 @@ def run_json(out: Path) -> dict:
 
 
 def test_summary_counts_pages_failures_and_ignored(enriched):
+    """Summary and run.json: 3 pages done with timings and hashes, 2 broken images failed naming it, the text ignored."""
     _, out, summary = enriched
     assert (summary["pages"], summary["done"], summary["failed"], summary["ignored"]) == (5, 3, 2, 1)
     doc = run_json(out)
@@ -87,19 +51,21 @@ def test_summary_counts_pages_failures_and_ignored(enriched):
     assert doc["ignored"] == [{"source": str(enriched[0] / "notes.txt"), "reason": "not an image"}]
 
 
-def test_alto_valid_against_alto_4_4_xsd_and_rules(enriched):
+def test_alto_valid_against_alto_4_4_xsd_and_rules(enriched, schemas_dir):
+    """Every page's ALTO validates against ../shared's ALTO 4.4 schema and the project's rules."""
     _, out, _ = enriched
-    xsd = need(SCHEMAS / "alto-4-4.xsd", "ALTO 4.4 schema")
+    xsd = need(schemas_dir / "alto-4-4.xsd", "ALTO 4.4 schema")
     files = sorted((out / "alto").glob("*.xml"))
     assert [f.stem for f in files] == sorted(p[2] for p in PAGES)
     for f in files:
         assert validate_file(f, xsd_path=xsd) == [], f
 
 
-def test_line_counts_near_ground_truth_and_text_read(enriched):
+def test_line_counts_near_ground_truth_and_text_read(enriched, gt_dir):
+    """Kraken finds the ground truth's number of lines (within 20 %), reads text on them, keeps the page size."""
     _, out, _ = enriched
     for folder, image, pid in PAGES:
-        gt = read_gt(GT / folder / image.replace(".jpg", ".xml"))
+        gt = read_gt(gt_dir / folder / image.replace(".jpg", ".xml"))
         doc = etree.parse(str(out / "alto" / f"{pid}.xml"))
         lines = doc.findall(".//a:TextLine", NS)
         n_gt = len(gt.lines)
@@ -111,6 +77,7 @@ def test_line_counts_near_ground_truth_and_text_read(enriched):
 
 
 def test_word_boxes_inside_line_boxes(enriched):
+    """Every word box has a positive size, lies inside its line box, and read words carry a confidence in [0, 1]."""
     _, out, _ = enriched
     checked = 0
     for f in (out / "alto").glob("*.xml"):
@@ -128,6 +95,7 @@ def test_word_boxes_inside_line_boxes(enriched):
 
 
 def test_ids_unique_across_collection_and_provenance(enriched):
+    """IDs are unique across all pages; each ALTO names Kraken, the segmentation model and the recognition model's hash."""
     _, out, _ = enriched
     ids: list[str] = []
     for f in (out / "alto").glob("*.xml"):
@@ -141,6 +109,7 @@ def test_ids_unique_across_collection_and_provenance(enriched):
 
 
 def test_text_and_report(enriched):
+    """Each page has a non-empty text file and a thumbnail; the report lists the failure and the low-confidence lines."""
     _, out, _ = enriched
     for _, _, pid in PAGES:
         txt = (out / "text" / f"{pid}.txt").read_text()
@@ -150,23 +119,14 @@ def test_text_and_report(enriched):
     assert "truncated.jpg" in html and "Lowest-confidence" in html and "thumbs/cremma_01R_P1S3SS2P118_001.jpg" in html
 
 
-def test_rerun_skips_everything_then_redoes_one_changed_image(enriched):
-    src, out, _ = enriched
-    alto = out / "alto" / f"{PAGES[0][2]}.xml"
+def test_rerun_skips_everything_and_rewrites_nothing(enriched, tmp_path):
+    """The same command again on (a copy of) the finished run: every done page skipped, no ALTO rewritten."""
+    src, out = copy_run(enriched, tmp_path)
     before = {f.name: f.stat().st_mtime_ns for f in (out / "alto").glob("*.xml")}
-    summary = run_flow(src, out)
+    assert len(before) == len(PAGES)
+    summary = enrich_run(src, out)
     assert (summary["skipped"], summary["done"]) == (3, 0)
     assert {f.name: f.stat().st_mtime_ns for f in (out / "alto").glob("*.xml")} == before
-    # change one image: only that page is processed again
-    from PIL import Image
-
-    path = src / "tapus" / PAGES[1][1]
-    with Image.open(path) as im:
-        im.convert("L").save(path, "JPEG", quality=90)
-    summary = run_flow(src, out)
-    assert (summary["skipped"], summary["done"]) == (2, 1)
-    assert alto.stat().st_mtime_ns == before[alto.name]
-    assert (out / "alto" / f"{PAGES[1][2]}.xml").stat().st_mtime_ns != before[f"{PAGES[1][2]}.xml"]
 
 
 def test_index_finds_a_recognised_word_with_its_box_and_entities_are_tagged(enriched):

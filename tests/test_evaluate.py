@@ -440,7 +440,9 @@ def test_cli_usage_errors(gt_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.kraken
 def test_evaluate_model_on_one_real_page(gt_dir):
+    """`evaluate --model`: the shipped model re-reads a held-out real page's lines; counts exact, CER in range."""
     from htr.config import RecognizeSettings
     from htr.errors import ModelError
     from htr.models import models_dir, resolve

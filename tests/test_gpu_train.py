@@ -14,6 +14,7 @@ from tests.conftest import ROOT, need
 
 @pytest.mark.gt
 @pytest.mark.slow
+@pytest.mark.kraken
 def test_gpu_training_script_dry_run_on_cpu(gt_dir, tmp_path):
     from htr import ppocr_import, ppocr_model
 

@@ -59,6 +59,7 @@ def test_onnx_source_is_the_pinned_package():
 
 
 @pytest.mark.gt
+@pytest.mark.slow
 def test_tiny_transplant_equals_onnxruntime_on_real_lines(real_lines, tiny):
     """Layer for layer the Kraken network computes what the ONNX graph computes (same padding)."""
     from htr import ppocr_import as P
@@ -92,6 +93,8 @@ def test_small_transplant_equals_onnxruntime(real_lines):
 
 
 @pytest.mark.gt
+@pytest.mark.slow
+@pytest.mark.kraken
 def test_imported_file_reads_pages_through_kraken(gt_dir, tmp_path, tiny):
     """The written file is an ordinary Kraken model: `htr evaluate --model` (Kraken's own recogniser) reads
     a typescript page with it, and Kraken's transcriptions equal this module's greedy decoding."""
@@ -116,6 +119,7 @@ def test_imported_file_reads_pages_through_kraken(gt_dir, tmp_path, tiny):
 
 
 @pytest.mark.gt
+@pytest.mark.slow
 def test_prune_extend_and_recalibrate_keep_what_the_model_reads(real_lines, tiny):
     from htr import finetune, ppocr_import, ppocr_model
 
@@ -148,6 +152,7 @@ def test_prune_extend_and_recalibrate_keep_what_the_model_reads(real_lines, tiny
 
 
 @pytest.mark.gt
+@pytest.mark.slow
 def test_interrupted_finetune_resumes_to_the_same_weights(real_lines, tiny, tmp_path):
     """Training across sessions: 4 steps, stop, 4 more from the checkpoint == 8 steps in one go."""
     import copy

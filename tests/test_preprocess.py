@@ -19,7 +19,7 @@ from alto.gt import read_gt
 from htr import preprocess as P
 from htr.config import make_settings
 from htr.errors import ConfigError
-from tests.conftest import ROOT, SCHEMAS, need
+from tests.conftest import ROOT, need
 
 sys.path.insert(0, str(ROOT))
 from bench import degrade  # noqa: E402
@@ -197,13 +197,14 @@ def test_profiles_and_unknown_steps():
 
 
 @pytest.mark.slow
-def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordinates(gt_dir, tmp_path):
+@pytest.mark.kraken
+def test_pipeline_on_a_rotated_double_page_writes_two_valid_alto_in_scan_coordinates(gt_dir, schemas_dir, tmp_path):
     """A skewed double-page scan: two ALTO (-L, -R) whose lines land on the ground truth of the scan."""
     from alto.validate import validate_file
     from htr import images, pipeline, state
     from htr.evaluate import evaluate_predictions
 
-    xsd = need(SCHEMAS / "alto-4-4.xsd", "ALTO 4.4 schema")
+    xsd = need(schemas_dir / "alto-4-4.xsd", "ALTO 4.4 schema")
     src = tmp_path / "src"
     g1 = read_gt(gt_dir / TYPESCRIPT)
     g2 = read_gt(gt_dir / TYPESCRIPT.replace("13_3536f", "19_13cb6"))

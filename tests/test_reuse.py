@@ -12,27 +12,23 @@ from lxml import etree
 from alto.gt import read_gt
 from alto.validate import validate_file
 from htr import reuse
+from tests.conftest import REREAD_SETTINGS, copy_run
 
 pytestmark = [pytest.mark.gt]
 NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 
 
-@pytest.mark.slow
 def test_discover_pairs_xml_with_its_image_one_folder_up(gt_dir):
+    """PAGE XML in a `page/` folder is paired with its image one folder up, both hashed."""
     refs, ignored = reuse.discover([str(gt_dir / "lectaurep-bronod" / "bronod1")], "page")
     assert [r.id for r in refs] == ["page_0010", "page_0012", "page_0050"]
     assert all(r.source.endswith(f"bronod1/{r.id[-4:]}.jpg") and r.segmentation.endswith(".xml") for r in refs)
     assert all(len(r.sha256) == 64 and len(r.segmentation_sha256) == 64 for r in refs)
 
 
-@pytest.mark.slow
-def test_rerecognition_keeps_line_ids_and_geometry(tmp_path, gt_dir, prefect_harness):
-    from flows.enrich import enrich_collection
-
-    src = tmp_path / "export"
-    shutil.copytree(gt_dir / "cremma-mss-19" / "lettre-soeur-marie", src)
-    out = tmp_path / "out"
-    summary = enrich_collection([str(src)], str(out), {"workers": 1, "segmentation_from": "alto"})
+def test_rerecognition_keeps_line_ids_and_geometry(reread_run):
+    """Each page's ALTO (the session's shared re-read of a real letter) keeps the export's line ids and baselines."""
+    src, out, summary = reread_run
     assert (summary["done"], summary["failed"]) == (3, 0)
     for xml in sorted(src.glob("*.xml")):
         gt = read_gt(xml)
@@ -44,13 +40,33 @@ def test_rerecognition_keeps_line_ids_and_geometry(tmp_path, gt_dir, prefect_har
             assert tl.get("BASELINE") == " ".join(f"{x} {y}" for x, y in ln.baseline)
         text = etree.tostring(etree.parse(str(produced)), encoding="unicode")
         assert "existing segmentation read" in text and "blla.mlmodel" not in text
-    # the same command again: nothing to do; the export edited: that page again
-    assert enrich_collection([str(src)], str(out), {"workers": 1, "segmentation_from": "alto"})["skipped"] == 3
-    first = sorted(src.glob("*.xml"))[0]
-    first.write_text(first.read_text().replace("</alto>", "</alto>\n"))
-    again = enrich_collection([str(src)], str(out), {"workers": 1, "segmentation_from": "alto"})
-    assert (again["done"], again["skipped"]) == (1, 2)
     assert json.loads((out / "run.json").read_text())["settings"]["segmentation_from"] == "alto"
+
+
+def test_rerun_redoes_only_the_pages_whose_segmentation_or_image_changed(reread_run, tmp_path):
+    """The same command again: nothing to do. Then one export edited and another page's image changed:
+    those two pages are read again, the third is left as it was."""
+    from PIL import Image
+
+    from flows.enrich import enrich_collection
+
+    src, out = copy_run(reread_run, tmp_path)
+    run = lambda: enrich_collection([str(src)], str(out), REREAD_SETTINGS)  # noqa: E731
+    before = {f.name: f.stat().st_mtime_ns for f in (out / "alto").glob("*.xml")}
+    assert len(before) == 3
+    assert run()["skipped"] == 3
+    assert {f.name: f.stat().st_mtime_ns for f in (out / "alto").glob("*.xml")} == before
+    edited, recoloured, kept = sorted(src.glob("*.xml"))
+    edited.write_text(edited.read_text().replace("</alto>", "</alto>\n"))
+    image = Path(read_gt(recoloured).image_path)
+    assert image.parent == src  # the copy's image, not the ground truth's
+    with Image.open(image) as im:
+        im.convert("L").save(image, "JPEG", quality=90)
+    again = run()
+    assert (again["done"], again["skipped"], again["failed"]) == (2, 1, 0)
+    after = {f.name: f.stat().st_mtime_ns for f in (out / "alto").glob("*.xml")}
+    assert after[kept.name] == before[kept.name]
+    assert after[edited.name] != before[edited.name] and after[recoloured.name] != before[recoloured.name]
 
 
 def _with_reading_order(xml: Path, out: Path) -> tuple[list[str], list[str]]:

@@ -37,6 +37,7 @@ def _link_pages(files: list[Path], folder: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.gt
+@pytest.mark.kraken
 def test_fine_tuning_steps_lower_validation_cer(gt_dir, tmp_path, prefect_harness):
     from flows.train import train_model
     from htr.ppocr_import import import_onnx

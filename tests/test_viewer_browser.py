@@ -39,7 +39,7 @@ TOLERANCE_PX = 3
 WAIT_S = 90
 VIEWER_JS = Path(__file__).resolve().parent.parent / "htr" / "portal" / "static" / "vendor" / "openseadragon.min.js"
 
-pytestmark = pytest.mark.gt
+pytestmark = [pytest.mark.gt, pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""`htr watch`: when an inbox file is complete (real files, real clock), and a watch run that enriches only new pages."""
+"""`htr watch`: when an inbox file is complete (real files, the scan's clock given), and a watch run that
+enriches only new pages (real Kraken recognition of lines given as ALTO beside each image)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from flows.watch import parse_every, scan_inbox, state_path
 from htr.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, model_or_skip
 
 SAMPLES = ROOT / "sample_images"
 
@@ -36,27 +37,26 @@ def test_parse_every():
 
 
 def test_growing_file_is_not_complete_until_it_settles(tmp_path):
+    """A file is complete once two scans at least `settle` s apart see the same size and mtime."""
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     grow = write(inbox / "reg" / "0001.jpg", b"\xff\xd8" + b"x" * 1000)
-    settle = 1.0
+    settle, t0 = 1.0, time.time()
 
-    first = scan_inbox(inbox, out, settle)
+    first = scan_inbox(inbox, out, settle, now=t0)
     assert first.complete == ()
     assert [p for p, _ in first.waiting] == ["reg/0001.jpg"]
     assert "first seen" in first.waiting[0][1]
 
-    time.sleep(settle + 0.2)
     with open(grow, "ab") as fh:  # still being copied: it grew between the two scans
         fh.write(b"y" * 5000)
-    second = scan_inbox(inbox, out, settle)
+    second = scan_inbox(inbox, out, settle, now=t0 + settle + 0.2)
     assert second.complete == ()
     assert "changed since the last scan" in second.waiting[0][1] and "1002 -> 6002" in second.waiting[0][1]
 
-    third = scan_inbox(inbox, out, settle)  # unchanged, but not for long enough yet
+    third = scan_inbox(inbox, out, settle, now=t0 + settle + 0.3)  # unchanged, but not for long enough yet
     assert third.complete == () and "unchanged for" in third.waiting[0][1]
 
-    time.sleep(settle + 0.2)
-    fourth = scan_inbox(inbox, out, settle)  # unchanged across two scans >= settle apart
+    fourth = scan_inbox(inbox, out, settle, now=t0 + 2 * settle + 0.4)  # unchanged across scans >= settle apart
     assert fourth.complete == ("reg/0001.jpg",) and fourth.waiting == ()
     assert fourth.signatures["reg/0001.jpg"][0] == 6002
 
@@ -126,18 +126,18 @@ def test_register_adds_the_watch_command(tmp_path):
 # --------------------------------------------------------------------------- a real watch run
 
 
-def model_or_skip():
-    from htr.errors import ModelError
-    from htr.models import models_dir, resolve
-
-    try:
-        return resolve("default")
-    except ModelError as e:
-        pytest.skip(f"no recognition model 'default' in {models_dir()} (set HTR_MODELS_DIR): {e}")
+def _with_alto(folder: Path, name: str) -> None:
+    """Copy sample page `name` (image and its ground-truth ALTO, whose lines are re-read) into `folder`."""
+    shutil.copy(SAMPLES / f"{name}.jpg", folder / f"{name}.jpg")
+    shutil.copy(SAMPLES / "gt" / f"{name}.xml", folder / f"{name}.xml")
 
 
 @pytest.mark.slow
+@pytest.mark.kraken
 def test_watch_run_enriches_only_new_complete_pages(tmp_path, prefect_harness):
+    """Only complete files are enriched; a page finished later is added; nothing new: no enrichment started.
+    The lines come from ALTO copied beside each image (`segmentation_from="alto"`): what is checked is which
+    pages the watch hands to enrich-collection, not how Kraken finds lines."""
     from prefect.artifacts import Artifact
 
     from flows.artifacts import artifact_key
@@ -145,11 +145,9 @@ def test_watch_run_enriches_only_new_complete_pages(tmp_path, prefect_harness):
 
     model = model_or_skip()
     inbox, out = tmp_path / "inbox", tmp_path / "out"
-    shutil.copy(
-        SAMPLES / "lettre_prefet_1934.jpg", write(inbox / "lot1" / ".done", b"").parent / "lettre_prefet_1934.jpg"
-    )
+    _with_alto(write(inbox / "lot1" / ".done", b"").parent, "lettre_prefet_1934")
     write(inbox / "lot2" / "acte_vente_1687.jpg", (SAMPLES / "acte_vente_1687.jpg").read_bytes()[:20000])  # half-copied
-    settings = {"workers": 1, "recognize": {"model": model.path}}
+    settings = {"workers": 1, "recognize": {"model": model.path}, "segmentation_from": "alto"}
 
     first = watch_inbox(str(inbox), str(out), settings, settle_seconds=3600, recheck=False)
     assert first["status"] == "enriched"
@@ -167,7 +165,7 @@ def test_watch_run_enriches_only_new_complete_pages(tmp_path, prefect_harness):
     assert Artifact.get(artifact_key(out, "waiting")) is not None
 
     # the copy finishes; the next scan sees it unchanged for `settle` seconds (recheck within the run)
-    shutil.copy(SAMPLES / "acte_vente_1687.jpg", inbox / "lot2" / "acte_vente_1687.jpg")
+    _with_alto(inbox / "lot2", "acte_vente_1687")
     second = watch_inbox(str(inbox), str(out), settings, settle_seconds=1.0, recheck=True)
     assert second["status"] == "enriched" and second["waiting"] == []
     s = second["summary"]
@@ -180,7 +178,7 @@ def test_watch_run_enriches_only_new_complete_pages(tmp_path, prefect_harness):
     # nothing new: enrich-collection is not even started
     run_json = (out / "run.json").stat().st_mtime_ns
     third = watch_inbox(str(inbox), str(out), settings, settle_seconds=1.0, recheck=False)
-    assert third["status"] == "unchanged" and third["complete"] == 2
+    assert third["status"] == "unchanged" and third["complete"] == 4  # 2 images, each with its ALTO
     assert (out / "run.json").stat().st_mtime_ns == run_json
 
 
@@ -253,22 +251,29 @@ def _still_there(p) -> bool:
         return False
 
 
-def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefect_harness):
+@pytest.mark.slow  # the session's Prefect harness: about 10 s to start
+def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefect_harness, monkeypatch):
+    """Progress is updated at most once per `every_s` of the publisher's clock (a fake clock here, one page
+    a second), failed pages go to a table, the markdown summary has the figures."""
     from types import SimpleNamespace
 
     from prefect import flow
     from prefect.artifacts import Artifact
 
+    from flows import artifacts
     from flows.artifacts import RunArtifacts, artifact_key
     from htr.types import PageResult
 
     out = tmp_path / "Registres 1850"
+    clock = [1000.0]
+    monkeypatch.setattr(artifacts, "time", SimpleNamespace(monotonic=lambda: clock[0]))
 
     @flow
     def fake_run() -> tuple[int, dict]:
-        pub = RunArtifacts(out, every_s=0.5)
+        pub = RunArtifacts(out, every_s=5.0)
         pub("plan", SimpleNamespace(pending=[None] * 10, skipped=[None] * 2))
         for i in range(10):
+            clock[0] += 1.0  # page i ends 1 s after the previous one
             failed = i == 3
             pub(
                 "page",
@@ -281,7 +286,6 @@ def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefe
                     error="/in/p3.jpg: truncated JPEG" if failed else None,
                 ),
             )
-            time.sleep(0.1)
         updates = pub.updates
         pub.finish(
             {
@@ -299,7 +303,7 @@ def test_artifacts_progress_is_throttled_and_failures_are_listed(tmp_path, prefe
         return updates, {"late": pub("page", None)}  # a finished publisher ignores late events
 
     updates, _ = fake_run()
-    assert 1 <= updates <= 2  # 10 pages in ~1 s, at most one update every 0.5 s
+    assert updates == 2  # 10 pages 1 s apart, one update every 5 s: after pages 5 and 10
     assert artifact_key(out, "summary") == "htr-registres-1850-summary"
     progress = Artifact.get(artifact_key(out, "progress"))
     assert float(progress.data) == 100.0

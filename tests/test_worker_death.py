@@ -14,7 +14,7 @@ import pytest
 from htr import state
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.kraken]
 
 SAMPLES = ["lettre_prefet_1934.jpg", "livre_comptes_1903.jpg", "acte_vente_1687.jpg"]
 VICTIM = "livre_comptes_1903"
@@ -40,6 +40,7 @@ def killer(out: Path, page_id: str, stop: threading.Event, kills: list[int]) -> 
 
 
 def test_killed_worker_fails_only_its_page(tmp_path, prefect_harness):
+    """The worker reading one page is SIGKILLed each time it starts it: that page fails, the other two are done."""
     from flows.enrich import enrich_collection
 
     src = tmp_path / "src"
