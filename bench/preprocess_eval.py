@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     degraded = work / "degraded"
     need = [s for s in sets if s != "real" and not (degraded / s).is_dir()]
     if need:
-        from bench import degrade
+        from tests import degrade  # the degradations tests/test_preprocess.py checks
 
         degrade.main([*map(str, gt_files), "-o", str(degraded), "--seed", str(args.seed), "--kinds", ",".join(need)])
     out_json = work / "preprocess_eval.json"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,8 @@ from alto.gt import read_gt
 from htr import preprocess as P
 from htr.config import make_settings
 from htr.errors import ConfigError
-from tests.conftest import ROOT, need
-
-sys.path.insert(0, str(ROOT))
-from bench import degrade  # noqa: E402
+from tests import degrade
+from tests.conftest import need
 
 TYPESCRIPT = "tapuscorpus/12148-btv1b53097347b/13_3536f_default.xml"
 LETTER = "cremma-mss-19/lettre-boudreau-tessier/01R_P1S3SS1P019_001.xml"
