@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from lxml import etree
 
 from cli.main import parser
 from cli.options import settings_from
@@ -66,3 +69,37 @@ def test_wide_pages_and_small_models_are_never_probed():
     assert segscale.probe_height(1000, 1500, 1800) == segscale.PROBE_HEIGHT
     assert segscale.probe_height(5680, 4180, 1800) is None  # a landscape double page
     assert segscale.probe_height(1000, 1500, 1200) is None  # the model already works at or below the probe
+
+
+@pytest.mark.slow
+def test_auto_height_reads_three_real_pages_as_well_as_kraken_path(kraken_run, gt_dir, tmp_path):
+    """The shared run (Kraken's path) and the same pages with `--seg-height auto`, both scored against the
+    ground truth: per page, line recall at IoU >= 0.5 no lower by more than one line in fifty and CER no
+    worse by more than 0.5 point. The letter and the typescript are segmented at the probe's height (their
+    ALTO differs from Kraken's path); the register falls back to the model's height (same lines)."""
+    from htr.evaluate import evaluate_predictions
+    from tests.conftest import KRAKEN_PAGES, enrich_run
+
+    src, out_model, _ = kraken_run
+    out_auto = tmp_path / "out"
+    summary = enrich_run(src, out_auto, segment={"height": "auto"})
+    assert summary["done"] == 3, summary
+    gt_files = [gt_dir / folder / Path(image).with_suffix(".xml").name for folder, image, _ in KRAKEN_PAGES]
+    scores = {}
+    for name, out in (("model", out_model), ("auto", out_auto)):
+        result = evaluate_predictions(gt_files, out / "alto")
+        assert len(result.pages) == 3 and not result.unpaired_gt, result.unpaired_gt
+        scores[name] = {Path(p.gt_path).stem: p.score for p in result.pages}
+    for page, model in scores["model"].items():
+        auto = scores["auto"][page]
+        assert auto.line_recall >= model.line_recall - 0.02, (page, model.line_recall, auto.line_recall)
+        assert auto.cer <= model.cer + 0.005, (page, model.cer, auto.cer)
+
+    def lines_of(out: Path, page_id: str) -> list[str]:
+        root = etree.parse(str(out / "alto" / f"{page_id}.xml")).getroot()
+        return [ln.get("BASELINE") for ln in root.iter("{*}TextLine")]
+
+    letter, typescript, register = (pid for _, _, pid in KRAKEN_PAGES)
+    assert lines_of(out_auto, register) == lines_of(out_model, register)
+    assert lines_of(out_auto, letter) != lines_of(out_model, letter)
+    assert lines_of(out_auto, typescript) != lines_of(out_model, typescript)
