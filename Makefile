@@ -45,7 +45,7 @@ test-fast: $(STAMP) $(VIEWER_JS) lint
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 # Plain kraken vs htr enrich (Kraken's path, the fast path, 1 vs 2 workers): speed and quality on 12 GT pages,
-# into bench/results.json ("enrich"). e.g. BENCH_ARGS='--pages 3 --fast-args ""' before --seg-height exists.
+# into bench/results.json ("enrich"). e.g. BENCH_ARGS="--pages 3 --no-scaling" for a quicker look.
 BENCH_ARGS ?=
 
 bench: $(STAMP)
