@@ -109,8 +109,6 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None,
         return ProcessPoolTaskRunner(
             max_workers=workers, initializer=init_worker, initargs=(settings.threads_per_worker, os.getpid(), warm)
         )
-    import contextlib
-
     import dask
     from prefect_dask import DaskTaskRunner
 
