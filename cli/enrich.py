@@ -111,19 +111,24 @@ def _run_enrich(args: argparse.Namespace, settings: RunSettings, console: Consol
             if payload.status == "failed":
                 progress.console.print(f"[red]failed[/] {escape(payload.page_id)}: {escape(payload.error or '')}")
 
+    sources, output, cfg = [str(s) for s in args.sources], str(args.output), settings.model_dump()
+
+    def start_workers() -> None:  # while the Prefect API starts: the workers import torch and load their models
+        progress.update(bar, description="starting workers")
+        enrich.prestart(sources, output, cfg, args.cluster)
+        progress.update(bar, description="starting Prefect", total=None, completed=0)
+
     enrich.add_listener(listen)
     try:
         with progress:
-            progress.update(bar, description="starting Prefect")
-            with prefect_api():
+            with prefect_api(meanwhile=start_workers):
                 progress.update(bar, description="finding pages")
                 try:
-                    return enrich.enrich_collection(
-                        [str(s) for s in args.sources], str(args.output), settings.model_dump(), args.cluster
-                    )
+                    return enrich.enrich_collection(sources, output, cfg, args.cluster)
                 except RunFailed as e:
                     return e.summary
     finally:
+        enrich.release()  # the prestarted pool, if the flow did not take it
         enrich.remove_listener(listen)
 
 

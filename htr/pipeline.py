@@ -90,6 +90,34 @@ def resolve_models(settings: RunSettings) -> Models:
     return Models(seg, resolve(settings.recognize.model), ner)
 
 
+def warm_up(settings: RunSettings, models: Models) -> list[str]:
+    """Load, once per process, every model the pages of a run will use, before the first page arrives.
+
+    A worker calls it when it starts (flows.enrich.init_worker), so that the imports (torch,
+    Kraken) and model loads overlap the Prefect API start and the planning instead of delaying
+    the first page: the segmentation model (unless lines are given), the recognition model, and
+    spaCy only when entities are on. The loads are the ones the stages make (same cache keys), so a
+    page finds them loaded. Best effort: what fails to load is left for the page, which loads it
+    again and fails with the error labelled by its stage, as without warm-up. Returns what loaded.
+    """
+    loaded = []
+    loads: list[tuple[str, Callable[[], object]]] = []
+    if not settings.segmentation_from:
+        loads.append(("segmentation", lambda: segment.load(settings.segment, settings.device)))
+    loads.append(("recognition", lambda: recognize.load(models.recognition, settings.device)))
+    if settings.entities:
+        from htr.index import entities
+
+        loads.append(("ner", entities.load_model))
+    for name, load in loads:
+        try:
+            load()
+        except Exception:  # best-effort boundary: the page that needs this model meets the error itself
+            continue
+        loaded.append(name)
+    return loaded
+
+
 def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None = None) -> list[ProcessingStep]:
     """ALTO `Processing` entries: software, versions, model files and hashes, settings."""
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
