@@ -56,9 +56,9 @@ def test_line_pitch_is_the_median_distance_to_the_nearest_overlapping_line():
 
 
 def test_probe_kept_only_when_lines_are_far_enough_apart_at_the_probe_height():
-    # 1500 px page probed at 1200: a pitch of 30 page px is 24 network px (kept), 25 is 20 (refused)
-    assert segscale.probe_is_enough(_page(list(range(100, 1400, 30))), 1200)
-    assert not segscale.probe_is_enough(_page(list(range(100, 1400, 25))), 1200)
+    # 1500 px page probed at 1200: a pitch of 35 page px is 28 network px (kept), 30 is 24 (refused)
+    assert segscale.probe_is_enough(_page(list(range(100, 1400, 35))), 1200)
+    assert not segscale.probe_is_enough(_page(list(range(100, 1400, 30))), 1200)
     assert segscale.probe_is_enough(_page([300]), 1200)  # one line: nothing says the probe was too coarse
     # a register: short entries (a fifth of the page wide), however far apart, go to the model's height
     assert not segscale.probe_is_enough(_page(list(range(100, 1400, 60)), 100, 300), 1200)
