@@ -178,3 +178,36 @@ def test_interrupted_finetune_resumes_to_the_same_weights(real_lines, tiny, tmp_
     for (k, p), q in zip(a.net.state_dict().items(), b2.net.state_dict().values()):
         assert torch.equal(p, q), k
     assert (tmp_path / "resumed" / "best.safetensors").is_file()
+
+
+def test_compact_checkpoint_keeps_weights_and_step_and_restores_the_moments_in_float32(tmp_path):
+    """`--compact-checkpoint` (the checkpoint of models/default kept in git): AdamW's moments are stored in
+    bfloat16 and come back, through `load_state_dict`, as float32 equal to their bfloat16 rounding; the
+    weights and the step count are untouched; the file is smaller."""
+    import torch
+
+    from htr.finetune import compact_checkpoint
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 8))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(4, 64)).square().mean().backward()
+        opt.step()
+    path = tmp_path / "last.pt"
+    torch.save({"net": net.state_dict(), "optimizer": opt.state_dict(), "settings": {"steps": 3}}, path)
+    full = path.stat().st_size
+    compact_checkpoint(path)
+    assert path.stat().st_size < full
+    ck = torch.load(path, weights_only=False)
+    assert ck["settings"] == {"steps": 3, "compact_checkpoint": True}
+    assert all(torch.equal(ck["net"][k], v) for k, v in net.state_dict().items())
+    again = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    again.load_state_dict(ck["optimizer"])
+    for p in net.parameters():
+        before, after = opt.state[p], again.state[p]
+        assert float(after["step"]) == float(before["step"]) == 3
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert after[name].dtype == torch.float32
+            assert torch.equal(after[name], before[name].to(torch.bfloat16).float())
