@@ -130,6 +130,21 @@ def make_runner(workers: int, settings: RunSettings, cluster: str | None = None,
 
 # The local pool `prestart` started for the flow's first pool: (what it was made for, the entered runner).
 _prestarted: list[tuple[tuple[int, str, dict], ProcessPoolTaskRunner]] = []
+# The plan `prestart` made, for the flow of the same sources, output and settings: (that key, the plan).
+_planned: list[tuple[tuple[str, str, str], collection.Plan]] = []
+
+
+def _plan_key(sources: list[str], output: str, cfg: RunSettings) -> tuple[str, str, str]:
+    return "\0".join(sources), str(output), cfg.model_dump_json()
+
+
+def _plan(sources: list[str], output: str, cfg: RunSettings) -> collection.Plan:
+    """The run's plan: the one `prestart` made moments ago for the same run (planning a large collection
+    twice would walk and, with --force, hash every file twice), else a new one."""
+    if _planned and _planned[0][0] == _plan_key(sources, output, cfg):
+        return _planned.pop()[1]
+    _planned.clear()
+    return collection.plan(sources, output, cfg, lambda what, done, total: _emit("planning", (what, done, total)))
 
 
 def _ready() -> int:
@@ -147,8 +162,8 @@ def prestart(sources: list[str], output: str, settings: dict | None = None, clus
     The command calls it before the Prefect API is up: the workers spawn and import torch and
     Kraken and load their models (init_worker) while the API starts and the flow plans, and the
     flow's first pool is this one (`_pool`) when the run it plans needs the same pool. It plans the
-    run to know how many workers the pending pages need (none: no pool; the flow plans again, fast:
-    image and model hashes are cached). Best effort: on any error, or with `cluster`, it starts
+    run to know how many workers the pending pages need (none: no pool) and hands that plan to the
+    flow of the same run (`_plan`). Best effort: on any error, or with `cluster`, it starts
     nothing and the flow meets (and reports) the error as without it. Call `release` at the end.
     """
     release()
@@ -156,9 +171,10 @@ def prestart(sources: list[str], output: str, settings: dict | None = None, clus
         return 0
     cfg = RunSettings(**(settings or {}))
     try:
-        plan = collection.plan(sources, output, cfg, lambda what, done, total: _emit("planning", (what, done, total)))
+        plan = _plan(sources, output, cfg)
     except (HTRError, OSError):
         return 0
+    _planned.append((_plan_key(sources, output, cfg), plan))
     workers = _workers_for(cfg, plan)
     if not plan.pending:
         return 0
@@ -177,7 +193,8 @@ def prestart(sources: list[str], output: str, settings: dict | None = None, clus
 
 
 def release() -> None:
-    """Shut down the pool `prestart` started if no flow took it (nothing to do, an error)."""
+    """Shut down the pool `prestart` started if no flow took it (nothing to do, an error); forget its plan."""
+    _planned.clear()
     while _prestarted:
         _, runner = _prestarted.pop()
         runner.__exit__(None, None, None)
@@ -292,7 +309,7 @@ def _enrich(sources: list[str], output: str, cfg: RunSettings, cluster: str | No
 
 
 def _plan_and_process(sources: list[str], output: str, cfg: RunSettings, cluster: str | None, t0: float) -> dict:
-    plan = collection.plan(sources, output, cfg, lambda what, done, total: _emit("planning", (what, done, total)))
+    plan = _plan(sources, output, cfg)
     workers = _workers_for(cfg, plan)
     warning = None if cluster else preflight.space_warning(output, len(plan.pending), workers)
     if warning:

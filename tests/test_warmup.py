@@ -133,3 +133,34 @@ def test_workers_start_before_the_api_server_is_waited_for(tmp_path):
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["seen"] == {"server_up": False, "url": got["yielded"]}
     assert got["healthy"]
+
+
+def test_the_flow_takes_the_plan_prestart_made_instead_of_planning_again(tmp_path, monkeypatch):
+    """Planning walks every file (and with --force hashes every image): the flow of the run `prestart`
+    planned takes that plan, once; another run (other settings) plans for itself."""
+    from flows import enrich
+    from htr import collection
+
+    calls = []
+    real_plan = collection.plan
+
+    def counting(*args, **kwargs):
+        calls.append(args[:2])
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(collection, "plan", counting)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "notes.txt").write_text("no page here\n")  # nothing pending: no pool is started
+    out = str(tmp_path / "out")
+    settings = {"workers": 1, "force": True}
+    try:
+        assert enrich.prestart([str(src)], out, settings) == 0
+        planned = enrich._plan([str(src)], out, RunSettings(**settings))
+        assert len(calls) == 1
+        assert planned.ignored and not planned.pending
+        enrich._plan([str(src)], out, RunSettings(**settings))  # taken once: a later run plans again
+        enrich._plan([str(src)], out, RunSettings(workers=2))
+        assert len(calls) == 3
+    finally:
+        enrich.release()
