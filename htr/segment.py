@@ -6,6 +6,7 @@ Kraken types stop here: `run` returns a frozen `PageSegmentation`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -119,7 +120,7 @@ def run(
 
     def at(height: int | None) -> PageSegmentation:
         try:
-            with _network_height(model, height):
+            with _PREDICT, _network_height(model, height):
                 seg = model.predict(image, config)
         except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
             raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
@@ -139,6 +140,11 @@ def run(
 def model_height(model) -> int:
     """The input height of the model's (first) segmentation network: 1800 for Kraken's default."""
     return int(model.seg_models[0].input[2])
+
+
+# `_network_height` changes the cached model: page threads of one process (a Dask worker with --nthreads > 1)
+# take turns, so that no page runs at another's height
+_PREDICT = threading.Lock()
 
 
 @contextmanager
