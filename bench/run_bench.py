@@ -3,8 +3,10 @@
 One run, the same real pages (../shared/gt) and the same recognition model (models/default) for every config:
 
 1. kraken_cli  plain `kraken -a -i PAGE OUT.xml ... segment -bl ocr -m MODEL` (one process, ALTO out);
-2. htr_kraken  `htr enrich --preprocess none --workers 2` (htr's defaults otherwise, entities included);
-3. htr_fast    config 2 plus `--fast-args` (default "--seg-height auto");
+2. htr_kraken  `htr enrich --preprocess none --workers 2 --seg-engine kraken` (Kraken's path: its own
+               segmentation post-processing; htr's defaults otherwise, entities included);
+3. htr_fast    `htr enrich --preprocess none --workers 2` (the default engine, htr.fastseg) plus `--fast-args`
+               (default none; e.g. "--seg-height auto");
 4. htr_fast_1w config 3 with 1 worker (`--scaling`, the default; `--no-scaling` skips it).
 
 Per config: pages/hour, CPU-seconds per page (rusage of the waited-for children), peak RSS in total and per
@@ -57,7 +59,7 @@ DEFAULT_PAGES = [
     "cremma-mss-19/administratif-procès-louise-michel/img15.jpg",
 ]
 WORKERS = 2
-DEFAULT_FAST_ARGS = "--seg-height auto"
+DEFAULT_FAST_ARGS = ""
 
 
 class TreeSampler(threading.Thread):
@@ -261,7 +263,9 @@ def configs(args: argparse.Namespace, bin_dir: Path, pages_dir: Path, work: Path
     fast = shlex.split(args.fast_args)
     cfgs = {
         "kraken_cli": kraken_config(bin_dir, pages, work / "kraken", model_path),
-        "htr_kraken": htr_config(bin_dir, pages_dir, work / "htr_kraken", args.model, WORKERS, []),
+        "htr_kraken": htr_config(
+            bin_dir, pages_dir, work / "htr_kraken", args.model, WORKERS, ["--seg-engine", "kraken"]
+        ),
         "htr_fast": htr_config(bin_dir, pages_dir, work / "htr_fast", args.model, WORKERS, fast),
     }
     if args.scaling:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from htr import atomic, images, recognize, segment, state
-from htr.config import RunSettings
+from htr.config import RunSettings, SegmentSettings
 from htr.errors import HTRError, ModelError, is_disk_full
 from htr.models import ModelInfo, file_sha256, resolve
 from htr.types import (
@@ -144,6 +144,7 @@ def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None 
             kv,
             {
                 **settings.segment.key(),
+                **_engine(settings.segment),
                 "model_file": Path(models.segmentation.path).name,
                 "model_sha256": models.segmentation.sha256,
             },
@@ -174,6 +175,15 @@ def processing_steps(settings: RunSettings, models: Models, ref: PageRef | None 
             now,
         ),
     ]
+
+
+def _engine(seg: SegmentSettings) -> dict[str, str]:
+    """The segmentation engine for ALTO's Processing: named when it is htr's own (with its version)."""
+    if seg.engine == "kraken":
+        return {}
+    from htr.fastseg import VERSION
+
+    return {"postprocessing": f"htr.fastseg {VERSION} (Kraken's algorithm, OpenCV/NumPy)"}
 
 
 def worker_name() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -121,7 +122,7 @@ def run(
     def at(height: int | None) -> PageSegmentation:
         try:
             with _PREDICT, _network_height(model, height):
-                seg = model.predict(image, config)
+                seg = _fast_predict(model, image, config) if settings.engine == "fast" else model.predict(image, config)
         except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
             raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
         return convert(seg, image.width, image.height)
@@ -168,3 +169,80 @@ def fabric_device(device: str) -> tuple[str, int | list[int]]:
         index = int(device.split(":", 1)[1]) if ":" in device else 0
         return "gpu", [index]
     return device, 1
+
+
+def _fast_predict(model, image: Image.Image, config):
+    """`SegmentationTaskModel.predict` with each network's post-processing done by htr.fastseg: Kraken's forward
+    (`_compute_segmentation_map`), merge and neural reading order, unchanged."""
+    import torch
+
+    with torch.inference_mode():
+        segs = []
+        for net in model.seg_models:
+            net.prepare_for_inference(config)
+            segs.append(_fast_net_predict(net, image, config))
+        merged = model._merge_segmentations(segs, config)
+        return model._compute_additional_line_orders(merged, config, im_size=image.size)
+
+
+def _fast_net_predict(net, image: Image.Image, config):
+    """Kraken's `_segmentation_pred` for one BLLA network, its vectorisation and polygons from htr.fastseg."""
+    import shapely.geometry as geom
+    from kraken.containers import BaselineLine, Segmentation
+    from kraken.containers import Region as KRegion
+    from kraken.lib.segmentation import is_in_region, scale_polygonal_lines, scale_regions
+
+    from htr import fastseg
+
+    with net._fabric.init_tensor():
+        rets = net._compute_segmentation_map(image)
+    heat, cls_map, scale = rets["heatmap"], rets["cls_map"], rets["scale"]
+    regions: dict[str, list] = {}
+    for rtype, idx in cls_map["regions"].items():
+        regions[rtype] = [
+            KRegion(id=f"_{uuid.uuid4()}", boundary=b, tags={"type": [{"type": rtype}]})
+            for b in scale_regions(fastseg.regions(heat[idx]), scale)
+        ]
+    all_regions = [r for rs in regions.values() for r in rs]
+    net_regions = scale_regions([r.boundary for r in all_regions], 1 / scale)  # as Kraken: back to network size
+    net_shapes = [geom.Polygon(r) for r in net_regions]
+
+    start, end = cls_map["aux"]["_start_separator"], cls_map["aux"]["_end_separator"]
+    found = []
+    for bl_type, idx in cls_map["baselines"].items():
+        for bl in fastseg.baselines(heat[(start, end, idx), :, :], text_direction=config.text_direction[:-3]):
+            found.append((bl_type, bl))
+    holding = [
+        [net_regions[k] for k, shape in enumerate(net_shapes) if is_in_region(geom.LineString(bl), shape)]
+        for _, bl in found
+    ]
+    topline = bool(net.user_metadata.get("topline", False))
+    pols = fastseg.polygons([bl for _, bl in found], fastseg.features(rets["scal_im"]), holding, topline=topline)
+    kept = [(t, bl, pol) for (t, bl), pol in zip(found, pols) if pol is not None]
+    scaled = scale_polygonal_lines([(bl, pol) for _, bl, pol in kept], scale)
+
+    shapes = {r.id: geom.Polygon(r.boundary) for r in all_regions}
+    lines = []
+    for (bl_type, _, _), (bl, pol) in zip(kept, scaled):
+        ls = geom.LineString(bl)
+        lines.append(
+            BaselineLine(
+                id=f"_{uuid.uuid4()}",
+                baseline=bl,
+                boundary=pol,
+                tags={"type": [{"type": bl_type}]},
+                regions=[rid for rid, shape in shapes.items() if is_in_region(ls, shape)],
+            )
+        )
+    if lines:
+        order = config.baseline_ro_fn(lines=lines, regions=all_regions, text_direction=config.text_direction[-2:])
+        lines = [lines[i] for i in order]
+    return Segmentation(
+        text_direction=config.text_direction,
+        imagename=getattr(image, "filename", None),
+        type="baselines",
+        lines=lines,
+        regions=regions,
+        script_detection=len(cls_map["baselines"]) > 1,
+        line_orders=[],
+    )
