@@ -154,9 +154,14 @@ def _paths(skel: np.ndarray, extrema: np.ndarray) -> list[np.ndarray]:
         def goal_reached(self, int_index, float_cumcost):
             return 2 if float_cumcost else 0
 
-    mcp = Connect(~skel)
-    mcp.find_costs(extrema)
-    return [np.concatenate([mcp.traceback(a), mcp.traceback(b)[::-1]]) for a, b, _ in mcp.best.values()]
+    # Only skeleton pixels cost nothing and the search ends at the first pixel that costs something: the
+    # skeleton's bounding box and a 1-pixel margin hold the whole search (MCP's set-up is per pixel of its array)
+    rows, cols = np.nonzero(skel)
+    r0, c0 = max(int(rows.min()) - 1, 0), max(int(cols.min()) - 1, 0)
+    r1, c1 = int(rows.max()) + 2, int(cols.max()) + 2
+    mcp = Connect(~skel[r0:r1, c0:c1])
+    mcp.find_costs(extrema - (r0, c0))
+    return [np.concatenate([mcp.traceback(a), mcp.traceback(b)[::-1]]) + (r0, c0) for a, b, _ in mcp.best.values()]
 
 
 def _extend(lines: list[Points], binary: np.ndarray) -> list[Points]:

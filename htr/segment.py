@@ -138,6 +138,32 @@ def run(
     return at(None)
 
 
+def network_output(image: Image.Image, settings: SegmentSettings, device: str = "cpu") -> dict:
+    """What the (first) segmentation network makes of `image` at the settings' height (None for `auto`: the
+    model's), before any post-processing (bench/postproc_speed.py): `heatmap` (classes x H x W, float32),
+    `cls_map` (class -> channel), `scal_im` (the page at the network's size, uint8), `scale` (page / network)."""
+    import torch
+    from kraken.configs import SegmentationInferenceConfig
+
+    model = load(settings, device)
+    accelerator, devices = fabric_device(device)
+    config = SegmentationInferenceConfig(
+        text_direction=settings.text_direction, accelerator=accelerator, device=devices
+    )
+    height = None if settings.height == "auto" else settings.height
+    net = model.seg_models[0]
+    with _PREDICT, _network_height(model, height), torch.inference_mode():
+        net.prepare_for_inference(config)
+        return _network_output(net, image)
+
+
+def _network_output(net, image: Image.Image) -> dict:
+    """Kraken's own forward of one BLLA network (resize, network, sigmoid, upsampling to the scaled page)."""
+    with net._fabric.init_tensor():
+        rets = net._compute_segmentation_map(image)
+    return {k: rets[k] for k in ("heatmap", "cls_map", "scal_im", "scale")}
+
+
 def model_height(model) -> int:
     """The input height of the model's (first) segmentation network: 1800 for Kraken's default."""
     return int(model.seg_models[0].input[2])
@@ -194,8 +220,7 @@ def _fast_net_predict(net, image: Image.Image, config):
 
     from htr import fastseg
 
-    with net._fabric.init_tensor():
-        rets = net._compute_segmentation_map(image)
+    rets = _network_output(net, image)
     heat, cls_map, scale = rets["heatmap"], rets["cls_map"], rets["scale"]
     regions: dict[str, list] = {}
     for rtype, idx in cls_map["regions"].items():
