@@ -157,36 +157,14 @@ def network_output(image: Image.Image, settings: SegmentSettings, device: str = 
         return _network_output(net, image)
 
 
-def _network_output(net, image: Image.Image, channels_last: bool = False) -> dict:
-    """Kraken's own forward of one BLLA network (resize, network, sigmoid, upsampling to the scaled page);
-    `channels_last`: through a copy of the network whose weights are stored channels-last, which oneDNN's
-    convolutions run about 18 % faster on CPU (the same arithmetic in another order: heatmaps within 2e-4, the
-    same lines and polygons on the 12 bench pages, regions within a pixel: docs/PERFORMANCE.md)."""
-    saved = net.nn
-    if channels_last:
-        net.nn = _channels_last(saved)
-    try:
-        with net._fabric.init_tensor():
-            rets = net._compute_segmentation_map(image)
-    finally:
-        net.nn = saved
+def _network_output(net, image: Image.Image) -> dict:
+    """Kraken's own forward of one BLLA network (resize, network, sigmoid, upsampling to the scaled page).
+
+    Left as Kraken runs it on purpose: a channels-last copy of the network ran 18 % faster, but its heatmaps,
+    within 2e-4 of these, changed 8 of 616 lines on 15 real pages (docs/PERFORMANCE.md)."""
+    with net._fabric.init_tensor():
+        rets = net._compute_segmentation_map(image)
     return {k: rets[k] for k in ("heatmap", "cls_map", "scal_im", "scale")}
-
-
-_CHANNELS_LAST: dict[int, tuple] = {}
-
-
-def _channels_last(module):
-    """A channels-last copy of `module`, made once per module (the original stays Kraken's, for `kraken`)."""
-    import copy
-
-    import torch
-
-    cached = _CHANNELS_LAST.get(id(module))
-    if cached is None or cached[0] is not module:
-        cached = (module, copy.deepcopy(module).to(memory_format=torch.channels_last))
-        _CHANNELS_LAST[id(module)] = cached
-    return cached[1]
 
 
 def model_height(model) -> int:
@@ -245,7 +223,7 @@ def _fast_net_predict(net, image: Image.Image, config):
 
     from htr import fastseg
 
-    rets = _network_output(net, image, channels_last=True)
+    rets = _network_output(net, image)
     heat, cls_map, scale = rets["heatmap"], rets["cls_map"], rets["scale"]
     regions: dict[str, list] = {}
     for rtype, idx in cls_map["regions"].items():
