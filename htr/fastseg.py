@@ -7,10 +7,12 @@ another way (docs/PERFORMANCE.md has the profile):
 - the Sato ridge filter on the baseline heatmap with OpenCV separable filters (Kraken: skimage's `sato`
   through SciPy's 1-D filters; about a third of the post-processing);
 - blob and region outlines with `cv2.findContours` (Kraken: a Moore boundary tracer in Python, pixel by pixel);
-- the room of each line (rays every 10 px from the baseline to the nearest neighbour or page edge) with
-  shapely's vectorised functions, every ray of a side at once (Kraken: one shapely call per ray and hit);
-- the seam-carving patch (chessboard distance to the baseline, polygon mask, erosion, rotation) with OpenCV.
+- the room of each line (rays every 10 px from the baseline to the nearest neighbour or page edge): every ray
+  of a side at once, crossings in NumPy (Kraken: one shapely intersection and distance per ray and hit);
+- the seam-carving patch (chessboard distance to the baseline, polygon mask, erosion, rotation) with OpenCV
+  and NumPy, and every seam of a page carved in a few batched loops (Kraken: one Python loop per seam).
 
+Each step gives Kraken's result exactly on every page measured (tests/test_fastseg.py, docs/PERFORMANCE.md).
 `htr.segment` runs the network, gives the heatmaps here and builds Kraken's containers from the result.
 """
 
@@ -31,7 +33,7 @@ from shapely.ops import nearest_points, unary_union
 
 log = logging.getLogger(__name__)
 
-VERSION = 1  # part of the resume key of runs made with this engine: bump when its output changes
+VERSION = 1  # named in ALTO's Processing when this engine ran: bump when its output changes
 
 Points = list[list[int]]
 
@@ -84,7 +86,8 @@ def _outlines(binary: np.ndarray, min_area: int = 0) -> list[np.ndarray]:
     """The outer boundary of every 8-connected blob as (row, col) pixel points, blobs in raster order of their
     first pixel (skimage.measure.label's order), blobs of fewer than `min_area` pixels left out."""
     mask = binary.astype(np.uint8)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if min_area:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     found = []
     for contour, (_, _, _, parent) in zip(contours, hierarchy[0] if hierarchy is not None else ()):
@@ -92,8 +95,7 @@ def _outlines(binary: np.ndarray, min_area: int = 0) -> list[np.ndarray]:
             continue
         pts = contour[:, 0, ::-1]
         pts = np.concatenate([pts[:1], pts[:0:-1]])  # Kraken's tracer goes the other way round from the same pixel
-        lab = int(labels[pts[0][0], pts[0][1]])
-        if stats[lab, cv2.CC_STAT_AREA] < min_area:
+        if min_area and stats[int(labels[pts[0][0], pts[0][1]]), cv2.CC_STAT_AREA] < min_area:
             continue
         found.append(pts)
     # an outer contour starts at its blob's first pixel in raster order
@@ -578,23 +580,23 @@ def polygons(
             extra = _objects([LineString(obj) for obj in (suppl[idx] if idx < len(suppl) else ())])
             others = np.concatenate([shapes[:idx], shapes[idx + 1 :], extra])
             tasks.append(_line_task(bl, others, bounds, topline, im_feats))
-        except Exception as e:  # as Kraken: the line is dropped, the page goes on
-            log.warning("polygon of line %d failed: %s", idx, e)
+        except Exception as e:  # as Kraken: the line is dropped, the page goes on (htr.segment counts them)
+            log.debug("no polygon for line %d: %s", idx, e)
             tasks.append(None)
     ready = [t for t in tasks if t is not None]
     paths = _carve([t.upper.cost for t in ready] + [t.lower.cost for t in ready])
-    carved = dict(zip((id(t) for t in ready), zip(paths[: len(ready)], paths[len(ready) :])))
+    carved = iter(zip(paths[: len(ready)], paths[len(ready) :]))  # in the order of `ready`
     out: list[Points | None] = []
     for idx, task in enumerate(tasks):
         if task is None:
             out.append(None)
             continue
-        up_path, low_path = carved[id(task)]
+        up_path, low_path = next(carved)
         try:
             if up_path is None or low_path is None:
                 raise ValueError("empty seam patch")
             out.append(_polygon(task, _seam(task.upper, up_path), _seam(task.lower, low_path)).tolist())
         except Exception as e:
-            log.warning("polygon of line %d failed: %s", idx, e)
+            log.debug("no polygon for line %d: %s", idx, e)
             out.append(None)
     return out

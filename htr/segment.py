@@ -122,9 +122,14 @@ def run(
     def at(height: int | None) -> PageSegmentation:
         try:
             with _PREDICT, _network_height(model, height):
-                seg = _fast_predict(model, image, config) if settings.engine == "fast" else model.predict(image, config)
-        except Exception as e:  # kraken/torch raise many types: the page fails with SegmentationError
-            raise SegmentationError(f"kraken segmentation failed: {type(e).__name__}: {e}", page_id=page_id) from e
+                if settings.engine == "fast":
+                    seg = _fast_predict(model, image, config, page_id)
+                else:
+                    seg = model.predict(image, config)
+        except Exception as e:  # kraken/torch/OpenCV raise many types: the page fails with SegmentationError
+            raise SegmentationError(
+                f"segmentation failed ({settings.engine} engine): {type(e).__name__}: {e}", page_id=page_id
+            ) from e
         return convert(seg, image.width, image.height)
 
     if settings.height != "auto":
@@ -200,7 +205,7 @@ def fabric_device(device: str) -> tuple[str, int | list[int]]:
     return device, 1
 
 
-def _fast_predict(model, image: Image.Image, config):
+def _fast_predict(model, image: Image.Image, config, page_id: str | None = None):
     """`SegmentationTaskModel.predict` with each network's post-processing done by htr.fastseg: Kraken's forward
     (`_compute_segmentation_map`), merge and neural reading order, unchanged."""
     import torch
@@ -209,12 +214,12 @@ def _fast_predict(model, image: Image.Image, config):
         segs = []
         for net in model.seg_models:
             net.prepare_for_inference(config)
-            segs.append(_fast_net_predict(net, image, config))
+            segs.append(_fast_net_predict(net, image, config, page_id))
         merged = model._merge_segmentations(segs, config)
         return model._compute_additional_line_orders(merged, config, im_size=image.size)
 
 
-def _fast_net_predict(net, image: Image.Image, config):
+def _fast_net_predict(net, image: Image.Image, config, page_id: str | None = None):
     """Kraken's `_segmentation_pred` for one BLLA network, its vectorisation and polygons from htr.fastseg."""
     import shapely.geometry as geom
     from kraken.containers import BaselineLine, Segmentation
@@ -247,6 +252,10 @@ def _fast_net_predict(net, image: Image.Image, config):
     topline = bool(net.user_metadata.get("topline", False))
     pols = fastseg.polygons([bl for _, bl in found], fastseg.features(rets["scal_im"]), holding, topline=topline)
     kept = [(t, bl, pol) for (t, bl), pol in zip(found, pols) if pol is not None]
+    if len(kept) < len(found):  # Kraken drops these too, with one warning a line and no page named
+        log.warning(
+            "%s: %d of %d baselines dropped: no polygon could be made", page_id, len(found) - len(kept), len(found)
+        )
     scaled = scale_polygonal_lines([(bl, pol) for _, bl, pol in kept], scale)
 
     shapes = {r.id: geom.Polygon(r.boundary) for r in all_regions}
